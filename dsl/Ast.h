@@ -50,7 +50,12 @@ struct AstExpr {
   UnaryOp unary_op = UnaryOp::Neg;
   BinaryOp binary_op = BinaryOp::Add;
   std::vector<std::unique_ptr<AstExpr>> operands;
+  // 1 + the deepest operand's depth. The parser refuses trees deeper than kMaxExpressionDepth so
+  // that every later recursive walk over them is bounded.
+  uint32_t depth = 1;
 };
+
+constexpr uint32_t kMaxExpressionDepth = 256;
 
 using AstExprPtr = std::unique_ptr<AstExpr>;
 
