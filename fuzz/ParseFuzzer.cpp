@@ -1,0 +1,44 @@
+// libFuzzer target for the front end: any bytes go through the parser and the type checker, whose
+// contract is to report bad input as diagnostics and never to crash, hang, assert (InternalError)
+// or throw. Properties the parser promises are checked here too, so a broken promise is a crash
+// that libFuzzer saves.
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "compiler/TypeCheck.h"
+#include "dsl/Diagnostics.h"
+#include "dsl/Lexer.h"
+#include "dsl/Parser.h"
+
+namespace {
+
+void require(bool condition) {
+  if (!condition) std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace attnc::dsl;
+  auto source = std::make_shared<const SourceFile>("fuzz.attn", std::string(reinterpret_cast<const char*>(data), size));
+  DiagnosticEngine diagnostics(source);
+  AstFile file = parse_file(source, diagnostics);
+
+  // The error cap holds, and no tree is deeper than later recursive walks may assume.
+  require(diagnostics.error_count() <= kMaxSyntaxErrors);
+  for (const AstDefinition& definition : file.definitions) {
+    require(definition.body != nullptr && definition.body->depth <= kMaxExpressionDepth);
+    for (const AstLet& let : definition.lets) require(let.value != nullptr && let.value->depth <= kMaxExpressionDepth);
+  }
+  // Every diagnostic renders: its line and caret come from valid offsets.
+  std::string rendered = render(diagnostics.diagnostics());
+  require(diagnostics.diagnostics().empty() || !rendered.empty());
+
+  attnc::ir::check_module(file, diagnostics);
+  (void)render(diagnostics.diagnostics());
+  return 0;
+}
