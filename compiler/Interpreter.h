@@ -61,6 +61,7 @@ class CompiledExpr {
     const Node* node;
     std::vector<uint32_t> operands;  // tape slots
   };
+  Expr root_;  // keeps the nodes the tape points to alive
   std::vector<Instruction> tape_;
   Type type_;
   mutable std::vector<Value> slots_;  // scratch; CompiledExpr is not thread-safe

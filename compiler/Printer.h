@@ -3,9 +3,14 @@
 // extents $1.dim0, shared subexpressions t0, t1, ... in visit order), so two mods that differ only in
 // names print identically; the signature hashes it. The readable style uses the user's names.
 //
-//   mask_mod sliding_window($0: int) -> bool
+//   mask_mod ($0: int) -> bool               (canonical: no definition or parameter names)
 //     t0 = q_idx - kv_idx
 //     return (kv_idx <= q_idx) && (t0 < $0)
+//
+// Tensor dimensions in a canonical header: a literal prints as its number, a named extent as `_`,
+// and a name already bound by an earlier dimension as that extent (`$0: int[_, _], $1: float[$0.dim0]`).
+// Binary operators are fully parenthesised below the top of a line, negation always (`(-x)`, so it
+// never prints like the literal `-5`); int64 constants carry an `L`; floats print shortest-exact.
 
 #include <string>
 
