@@ -1,1 +1,95 @@
-int main() { return 0; }
+// attnc: the command-line front of the attention compiler. Dispatches to the subcommands and turns
+// exceptions into messages on stderr and documented exit codes.
+
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "dsl/Diagnostics.h"
+#include "dsl/Errors.h"
+#include "runtime/RuntimeError.h"
+#include "tools/attnc/Command.h"
+
+namespace {
+
+using namespace attnc::cli;
+
+const char* const kMainHelp = R"(attnc: a JIT compiler for attention score mods and mask mods
+
+Usage: attnc <command> [options]
+
+Commands:
+  check FILE...      parse and type-check mod files
+  ir FILE --mod NAME print a mod's optimised IR and its signature
+  run FILE ...       run attention on the CPU with a file's mods on .npy tensors
+
+Run `attnc <command> --help` for a command's options.
+
+Exit status:
+  0  success
+  1  the mod text has errors (diagnostics on stderr)
+  2  the command line is wrong
+  3  a run-time failure: unreadable or mismatched files, tensors or arguments
+
+Documentation: docs/cli.md, docs/language.md, docs/semantics.md
+)";
+
+struct CommandEntry {
+  const char* name;
+  int (*run)(Args);
+  const char* help;
+};
+
+const CommandEntry kCommands[] = {
+    {"check", run_check, kCheckHelp},
+    {"ir", run_ir, kIrHelp},
+    {"run", run_run, kRunHelp},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || is_help(args[0])) {
+    std::fputs(kMainHelp, args.empty() ? stderr : stdout);
+    return args.empty() ? kExitUsage : kExitOk;
+  }
+  if (args[0] == "--version") {
+    std::puts("attnc 0.1.0");
+    return kExitOk;
+  }
+  const CommandEntry* command = nullptr;
+  for (const CommandEntry& entry : kCommands) {
+    if (args[0] == entry.name) command = &entry;
+  }
+  if (command == nullptr) {
+    fmt::print(stderr, "attnc: unknown command '{}'; see `attnc --help`\n", args[0]);
+    return kExitUsage;
+  }
+  Args rest(args.data() + 1, args.size() - 1);
+  for (const std::string& arg : rest) {
+    if (is_help(arg)) {
+      std::fputs(command->help, stdout);
+      return kExitOk;
+    }
+  }
+  try {
+    return command->run(rest);
+  } catch (const UsageError& e) {
+    fmt::print(stderr, "attnc {}: {}\nsee `attnc {} --help`\n", command->name, e.what(), command->name);
+    return kExitUsage;
+  } catch (const attnc::dsl::CompileError& e) {
+    std::fputs(e.what(), stderr);
+    return kExitCompileError;
+  } catch (const attnc::InternalError& e) {
+    fmt::print(stderr, "attnc {}: {}\nthis is a bug in attnc; please report it with the input that caused it\n",
+               command->name, e.what());
+    return kExitRuntime;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "attnc {}: error: {}\n", command->name, e.what());
+    return kExitRuntime;
+  }
+}

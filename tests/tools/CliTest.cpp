@@ -1,0 +1,202 @@
+// The attnc command line as a user meets it: each subcommand run as a process, checking exit
+// status, stdout and stderr. The binary's path comes from CMake (ATTNC_BINARY).
+
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "compiler/Frontend.h"
+#include "runtime/Mod.h"
+#include "runtime/Npy.h"
+#include "runtime/ReferenceAttention.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int status = -1;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+fs::path scratch_dir() {
+  fs::path dir = fs::temp_directory_path() / ("attnc-cli-test-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  return dir;
+}
+
+// Runs attnc with `args` (already shell-quoted where needed) from the source directory.
+Result run_attnc(const std::string& args) {
+  fs::path dir = scratch_dir();
+  std::string command = std::string("cd '") + ATTNC_SOURCE_DIR + "' && '" + ATTNC_BINARY + "' " + args + " >'" +
+                        (dir / "out.txt").string() + "' 2>'" + (dir / "err.txt").string() + "'";
+  int raw = std::system(command.c_str());
+  Result r;
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  r.out = slurp(dir / "out.txt");
+  r.err = slurp(dir / "err.txt");
+  return r;
+}
+
+fs::path write_file(const std::string& name, const std::string& text) {
+  fs::path path = scratch_dir() / name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::string signature_of(const Result& r) {
+  std::smatch m;
+  std::regex pattern("signature: ([0-9a-f]{32})");
+  REQUIRE(std::regex_search(r.out, m, pattern));
+  return m[1];
+}
+
+}  // namespace
+
+TEST_CASE("attnc --help lists the commands and exit codes; no arguments is a usage error", "[cli]") {
+  Result help = run_attnc("--help");
+  CHECK(help.status == 0);
+  CHECK(help.out.find("check FILE") != std::string::npos);
+  CHECK(help.out.find("Exit status") != std::string::npos);
+  CHECK(run_attnc("").status == 2);
+  Result unknown = run_attnc("frobnicate");
+  CHECK(unknown.status == 2);
+  CHECK(unknown.err.find("unknown command 'frobnicate'") != std::string::npos);
+  auto command = GENERATE(as<std::string>{}, "check", "ir", "run");
+  CAPTURE(command);
+  Result sub = run_attnc(command + " --help");
+  CHECK(sub.status == 0);
+  CHECK(sub.out.find("Usage: attnc " + command) != std::string::npos);
+}
+
+TEST_CASE("every example mod file passes attnc check", "[cli][examples]") {
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(fs::path(ATTNC_SOURCE_DIR) / "examples")) {
+    if (entry.path().extension() != ".attn") continue;
+    ++files;
+    std::string relative = "examples/" + entry.path().filename().string();
+    CAPTURE(relative);
+    Result r = run_attnc("check " + relative);
+    CAPTURE(r.err);
+    CHECK(r.status == 0);
+    CHECK(r.out.find("no errors") != std::string::npos);
+  }
+  CHECK(files >= 5);  // seed, gemma2, mistral, bloom, packed documents
+}
+
+TEST_CASE("attnc check reports every error with file, line, column and caret, and exits 1", "[cli]") {
+  fs::path bad = write_file("bad.attn",
+                            "mask_mod sliding_window(window: int) = q_idx >= kv && q_idx - kv < window;\n"
+                            "score_mod s = score + true;\n");
+  Result r = run_attnc("check '" + bad.string() + "'");
+  CHECK(r.status == 1);
+  CHECK(r.err.find("bad.attn:1:49: error: unknown name 'kv'; did you mean 'kv_idx'?") != std::string::npos);
+  CHECK(r.err.find("bad.attn:2:") != std::string::npos);  // the second definition's error too
+  CHECK(r.err.find("^~") != std::string::npos);
+  CHECK(run_attnc("check /nonexistent/file.attn").status == 3);
+}
+
+TEST_CASE("attnc ir prints the optimised IR and a signature shared by equivalent mods", "[cli]") {
+  fs::path a = write_file("a.attn", "mask_mod w(window: int) = q_idx >= kv_idx && q_idx - kv_idx < window;\n");
+  fs::path b = write_file("b.attn",
+                          "# the same mask, written differently\n"
+                          "mask_mod other(size: int) =\n"
+                          "  let d = q_idx - kv_idx;\n"
+                          "  d < size && kv_idx <= q_idx;\n");
+  fs::path c = write_file("c.attn", "mask_mod w(window: int) = q_idx >= kv_idx && q_idx - kv_idx <= window;\n");
+  Result ra = run_attnc("ir '" + a.string() + "' --mod w");
+  Result rb = run_attnc("ir '" + b.string() + "' --mod other");
+  Result rc = run_attnc("ir '" + c.string() + "' --mod w");
+  REQUIRE(ra.status == 0);
+  REQUIRE(rb.status == 0);
+  REQUIRE(rc.status == 0);
+  CHECK(signature_of(ra) == signature_of(rb));
+  CHECK(signature_of(ra) != signature_of(rc));
+
+  Result passes = run_attnc("ir '" + a.string() + "' --mod w --print-after-all");
+  CHECK(passes.status == 0);
+  for (const char* pass : {"inline-calls", "fold-constants", "simplify", "canonicalize", "share-subexpressions"}) {
+    CAPTURE(pass);
+    CHECK(passes.out.find(std::string("; after ") + pass) != std::string::npos);
+  }
+  Result classifier = run_attnc("ir '" + a.string() + "' --mod w --tile-classifier");
+  CHECK(classifier.out.find("tile classifier:") != std::string::npos);
+  CHECK(classifier.out.find("q_tile_first") != std::string::npos);
+
+  Result missing = run_attnc("ir '" + a.string() + "' --mod nope");
+  CHECK(missing.status == 3);
+  CHECK(missing.err.find("it defines: w") != std::string::npos);
+  CHECK(run_attnc("ir '" + a.string() + "'").status == 2);
+}
+
+TEST_CASE("attnc run writes the reference attention of the example inputs", "[cli][run]") {
+  fs::path out = scratch_dir() / "out.npy";
+  fs::path lse = scratch_dir() / "lse.npy";
+  Result r = run_attnc("run examples/mistral.attn --mask-mod sliding_window --arg window=16 "
+                   "--q examples/inputs/q.npy --k examples/inputs/k.npy --v examples/inputs/v.npy -o '" +
+                   out.string() + "' --lse '" + lse.string() + "'");
+  CAPTURE(r.err);
+  REQUIRE(r.status == 0);
+
+  // The same computation in-process must give the same bytes.
+  attnc::ir::Module module = attnc::ir::load_module_file(std::string(ATTNC_SOURCE_DIR) + "/examples/mistral.attn");
+  attnc::Mod mask = attnc::Mod::from_module(module, "sliding_window");
+  mask.bind("window", 16);
+  std::string inputs = std::string(ATTNC_SOURCE_DIR) + "/examples/inputs/";
+  attnc::Tensor q = attnc::read_npy(inputs + "q.npy"), k = attnc::read_npy(inputs + "k.npy"),
+                v = attnc::read_npy(inputs + "v.npy");
+  attnc::AttentionOptions options;
+  options.mask_mod = &mask;
+  attnc::Tensor expected = attnc::Tensor::empty(attnc::DType::F32, q.shape());
+  attnc::standard_attention(q, k, v, expected, options);
+  CHECK(slurp(out) == attnc::serialize_npy(expected));
+  attnc::Tensor written_lse = attnc::read_npy(lse.string());
+  CHECK(written_lse.shape() == std::vector<int64_t>{q.shape()[0], q.shape()[1], q.shape()[2]});
+}
+
+TEST_CASE("attnc run explains bad arguments with the documented exit codes", "[cli][run]") {
+  const std::string inputs = "--q examples/inputs/q.npy --k examples/inputs/k.npy --v examples/inputs/v.npy";
+  fs::path out = scratch_dir() / "bad_out.npy";
+  SECTION("missing inputs is a usage error") {
+    CHECK(run_attnc("run examples/mistral.attn -o x.npy").status == 2);
+  }
+  SECTION("an unknown parameter is a usage error") {
+    Result r = run_attnc("run examples/mistral.attn --mask-mod sliding_window --arg wndow=3 " + inputs + " -o '" +
+                     out.string() + "'");
+    CHECK(r.status == 2);
+    CHECK(r.err.find("wndow") != std::string::npos);
+  }
+  SECTION("an unbound parameter is a run-time error naming it") {
+    Result r = run_attnc("run examples/mistral.attn --mask-mod sliding_window " + inputs + " -o '" + out.string() + "'");
+    CHECK(r.status == 3);
+    CHECK(r.err.find("window") != std::string::npos);
+  }
+  SECTION("a missing input file is a run-time error") {
+    Result r = run_attnc("run examples/mistral.attn --q nope.npy --k nope.npy --v nope.npy -o '" + out.string() + "'");
+    CHECK(r.status == 3);
+    CHECK(r.err.find("nope.npy") != std::string::npos);
+  }
+  SECTION("--check-bounds turns an out-of-range index into an error naming the mod and parameter") {
+    fs::path mods = write_file("oob.attn", "mask_mod shifted(ids: int[B, S]) = ids[b, q_idx + 1000] == ids[b, kv_idx];\n");
+    std::string run = "run '" + mods.string() + "' --mask-mod shifted --arg ids=examples/inputs/doc_ids.npy " +
+                      inputs + " -o '" + out.string() + "'";
+    CHECK(run_attnc(run).status == 0);  // clamped by default
+    Result r = run_attnc(run + " --check-bounds");
+    CHECK(r.status == 3);
+    CHECK(r.err.find("shifted") != std::string::npos);
+    CHECK(r.err.find("ids") != std::string::npos);
+    CHECK(r.err.find("1000") != std::string::npos);
+  }
+}
