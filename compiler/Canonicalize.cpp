@@ -28,12 +28,10 @@ bool is_associative(Op op, Type type) {
 }
 
 // Operators whose two operands may be swapped without changing the value.
-bool may_swap(Op op, Type operand_type) {
-  if (!op_is_commutative(op)) return false;
-  // fminf/fmaxf of +0 and -0 may return either zero depending on operand order (and on the build:
-  // libm and the SSE instructions differ), so float Min/Max keep the order they were written in.
-  if ((op == Op::Min || op == Op::Max) && operand_type == Type::Float) return false;
-  return true;
+bool may_swap(Op op) {
+  // Every commutative operator is commutative bit for bit, float min/max included: Semantics
+  // orders -0 below +0 rather than leaving the zero case to fminf.
+  return op_is_commutative(op);
 }
 
 // The leaves of a chain of `op` rooted at `root` (operands that are not themselves `op` of the same
@@ -71,7 +69,7 @@ Expr canonicalize_node(const Expr& node) {
   if (node->op == Op::Gt) return make_binary(Op::Lt, b, a);
   if (node->op == Op::Ge) return make_binary(Op::Le, b, a);
   if (is_associative(node->op, a->type)) return canonicalize_chain(node);
-  if (may_swap(node->op, a->type) && canonical_operand_less(b, a)) return make_binary(node->op, b, a);
+  if (may_swap(node->op) && canonical_operand_less(b, a)) return make_binary(node->op, b, a);
   return node;
 }
 

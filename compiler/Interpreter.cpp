@@ -93,7 +93,7 @@ Value reduce_box(const TensorArg& tensor, Op op, Type elem, const int64_t* from,
     for (size_t d = 0; d < rank; ++d) offset += at[d] * tensor.strides[d];
     Value v = load_element(tensor, elem, offset);
     if (elem == Type::Float) {
-      float_acc = is_min ? std::fmin(float_acc, v.f) : std::fmax(float_acc, v.f);
+      float_acc = is_min ? float_min(float_acc, v.f) : float_max(float_acc, v.f);
     } else {
       int_acc = is_min ? std::min(int_acc, v.as_int()) : std::max(int_acc, v.as_int());
     }

@@ -58,8 +58,8 @@ Value float_binary(Op op, float a, float b) {
     case Op::Mul: return Value::of_float(a * b);
     case Op::Div: return Value::of_float(a / b);
     case Op::Mod: return Value::of_float(std::fmod(a, b));
-    case Op::Min: return Value::of_float(std::fmin(a, b));
-    case Op::Max: return Value::of_float(std::fmax(a, b));
+    case Op::Min: return Value::of_float(float_min(a, b));
+    case Op::Max: return Value::of_float(float_max(a, b));
     case Op::Lt: return Value::of_bool(a < b);
     case Op::Le: return Value::of_bool(a <= b);
     case Op::Gt: return Value::of_bool(a > b);
@@ -90,6 +90,22 @@ int32_t float_to_int(float f) {
   if (f >= 2147483648.0f) return std::numeric_limits<int32_t>::max();
   if (f <= -2147483648.0f) return std::numeric_limits<int32_t>::min();
   return static_cast<int32_t>(f);  // truncates toward zero
+}
+
+// Written out rather than std::fmin: fminf(+0, -0) returns either zero depending on operand order
+// and on the build (libm vs SSE minss), which would make min/max non-commutative.
+float float_min(float a, float b) {
+  if (std::isnan(a)) return b;
+  if (std::isnan(b)) return a;
+  if (a == b) return std::signbit(a) ? a : b;  // -0 is the smaller zero
+  return a < b ? a : b;
+}
+
+float float_max(float a, float b) {
+  if (std::isnan(a)) return b;
+  if (std::isnan(b)) return a;
+  if (a == b) return std::signbit(a) ? b : a;  // +0 is the larger zero
+  return a > b ? a : b;
 }
 
 float round_half_even(float f) { return std::nearbyint(f); }  // default rounding mode: to nearest even

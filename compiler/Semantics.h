@@ -7,7 +7,8 @@
 // - Int arithmetic wraps (two's complement); x / 0 == 0 and x % 0 == 0; INT_MIN / -1 == INT_MIN and
 //   INT_MIN % -1 == 0; abs(INT_MIN) == INT_MIN; / truncates toward zero, % has the dividend's sign.
 // - Float -> Int truncates toward zero, saturates at the Int range, and maps NaN to 0.
-// - min/max on floats ignore a NaN operand (C fminf/fmaxf); round() rounds half to even (as
+// - min/max on floats ignore a NaN operand (C fminf/fmaxf) and order -0 below +0, so they are
+//   commutative bit for bit; round() rounds half to even (as
 //   torch.round); floor/ceil/round of an int first convert it to float.
 // - Float arithmetic is binary32 with round-to-nearest; functions use the C library's float versions.
 
@@ -49,5 +50,7 @@ int32_t int_div(int32_t a, int32_t b);
 int32_t int_mod(int32_t a, int32_t b);
 int32_t float_to_int(float f);
 float round_half_even(float f);
+float float_min(float a, float b);
+float float_max(float a, float b);
 
 }  // namespace attnc::ir

@@ -1,4 +1,5 @@
-// libFuzzer target for the front end: any bytes go through the parser and the type checker, whose
+// libFuzzer target for the front end: any bytes go through the parser, the type checker and on to
+// the optimiser, signature and tile classifier, whose
 // contract is to report bad input as diagnostics and never to crash, hang, assert (InternalError)
 // or throw. Properties the parser promises are checked here too, so a broken promise is a crash
 // that libFuzzer saves.
@@ -9,6 +10,9 @@
 #include <memory>
 #include <string>
 
+#include "compiler/Pipeline.h"
+#include "compiler/Signature.h"
+#include "compiler/TileClassifier.h"
 #include "compiler/TypeCheck.h"
 #include "dsl/Diagnostics.h"
 #include "dsl/Lexer.h"
@@ -38,7 +42,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string rendered = render(diagnostics.diagnostics());
   require(diagnostics.diagnostics().empty() || !rendered.empty());
 
-  attnc::ir::check_module(file, diagnostics);
+  attnc::ir::Module module = attnc::ir::check_module(file, diagnostics);
   (void)render(diagnostics.diagnostics());
+
+  // Whatever checks cleanly must also get through the optimiser, the signature and (for masks)
+  // the tile classifier without an InternalError: those stages meet user text right after the
+  // checker, so they are part of the front end's promise.
+  module.source = source;
+  for (const attnc::ir::ModDef& def : module.defs) {
+    attnc::ir::ModDef optimized = attnc::ir::optimize(module, def);
+    (void)attnc::ir::compute_signature(optimized);
+    if (optimized.kind == ModKind::Mask) (void)attnc::ir::build_tile_classifier(optimized);
+  }
   return 0;
 }

@@ -566,3 +566,13 @@ TEST_CASE("IndexOutOfRange reads like a sentence", "[interpreter][errors]") {
   CHECK(std::string(e.what()) == "index -7 is out of range for dimension 0 of extent 128");
   CHECK(e.param == 3);
 }
+
+TEST_CASE("float min and max order -0 below +0 whatever the operand order", "[interpreter]") {
+  using attnc::ir::Value;
+  auto bits = [](float f) { return std::signbit(f); };
+  for (auto [a, b] : {std::pair{0.0f, -0.0f}, std::pair{-0.0f, 0.0f}}) {
+    CAPTURE(a, b);
+    CHECK(bits(attnc::ir::evaluate_binary(attnc::ir::Op::Min, Value::of_float(a), Value::of_float(b)).f));
+    CHECK_FALSE(bits(attnc::ir::evaluate_binary(attnc::ir::Op::Max, Value::of_float(a), Value::of_float(b)).f));
+  }
+}
