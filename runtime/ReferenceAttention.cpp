@@ -7,36 +7,14 @@
 #include <fmt/format.h>
 
 #include "compiler/Interpreter.h"
+#include "runtime/AttentionChecks.h"
 #include "runtime/RuntimeError.h"
 
 namespace attnc {
 
 namespace {
 
-[[noreturn]] void fail(const std::string& message) { throw RuntimeError("standard_attention: " + message); }
-
-void require_float_cpu(const Tensor& t, const char* role) {
-  if (!t.defined()) fail(fmt::format("{} is undefined", role));
-  if (!dtype_is_float(t.dtype())) {
-    fail(fmt::format("{} must be fp32, fp16 or bf16, not {} ({})", role, dtype_name(t.dtype()), t.describe()));
-  }
-  if (t.device() != Device::Cpu) {
-    fail(fmt::format("{} is on {}; the reference attention runs on the CPU ({})", role, device_name(t.device()),
-                     t.describe()));
-  }
-}
-
-void require_rank(const Tensor& t, size_t rank, const char* role, const char* layout) {
-  if (t.rank() != rank) fail(fmt::format("{} must have rank {} {}, got {}", role, rank, layout, t.describe()));
-}
-
-void require_mod(const Mod* mod, dsl::ModKind kind, const char* option) {
-  if (!mod) return;
-  if (mod->kind() != kind) {
-    fail(fmt::format("{} was passed as the {}, but it is a {}", mod->describe(), option,
-                     kind == dsl::ModKind::Score ? "mask mod" : "score mod"));
-  }
-}
+constexpr const char* kFunction = "standard_attention";
 
 // One mod compiled for this call: its tape and its environment with the arguments bound.
 struct ModEvaluator {
@@ -52,12 +30,7 @@ struct ModEvaluator {
     try {
       return expr.evaluate(env);
     } catch (const ir::IndexOutOfRange& e) {
-      const ir::ModDef& def = mod->def();
-      std::string param = e.param < def.params.size() ? def.params[e.param].name : fmt::format("#{}", e.param);
-      fail(
-          fmt::format("{}: index {} is out of range for dimension {} of parameter '{}' (extent {}) at "
-                      "(b={}, h={}, q_idx={}, kv_idx={})",
-                      mod->describe(), e.index, e.dim, param, e.extent, b, h, q_idx, kv_idx));
+      throw RuntimeError(out_of_range_message(kFunction, *mod, e.param, e.dim, e.index, e.extent, b, h, q_idx, kv_idx));
     }
   }
 };
@@ -140,52 +113,8 @@ void run(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, c
 
 void standard_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const AttentionOptions& options,
                         Tensor* lse) {
-  require_float_cpu(q, "q");
-  require_float_cpu(k, "k");
-  require_float_cpu(v, "v");
-  require_rank(q, 4, "q", "(B, H, S, D)");
-  require_rank(k, 4, "k", "(B, Hkv, Skv, D)");
-  require_rank(v, 4, "v", "(B, Hkv, Skv, Dv)");
-  const int64_t B = q.shape()[0], H = q.shape()[1], S = q.shape()[2], D = q.shape()[3];
-  const int64_t Hkv = k.shape()[1], Skv = k.shape()[2], Dv = v.shape()[3];
-  if (k.shape()[0] != B || v.shape()[0] != B) {
-    fail(fmt::format("batch sizes differ: q {}, k {}, v {}", shape_to_string(q.shape()), shape_to_string(k.shape()),
-                     shape_to_string(v.shape())));
-  }
-  if (k.shape()[3] != D) {
-    fail(fmt::format("q and k head dims differ: q {}, k {}", shape_to_string(q.shape()), shape_to_string(k.shape())));
-  }
-  if (v.shape()[1] != Hkv || v.shape()[2] != Skv) {
-    fail(fmt::format("k and v differ in heads or length: k {}, v {}", shape_to_string(k.shape()),
-                     shape_to_string(v.shape())));
-  }
-  if (Hkv == 0 ? H != 0 : H % Hkv != 0) {
-    fail(fmt::format("the {} query heads are not a multiple of the {} key/value heads", H, Hkv));
-  }
-  for (int64_t extent : {B, H, S, Skv, Hkv}) {
-    if (extent > std::numeric_limits<int32_t>::max()) {
-      fail(fmt::format("sizes q {}, k {} exceed the int range of mod indices", shape_to_string(q.shape()),
-                       shape_to_string(k.shape())));
-    }
-  }
-  if (D == 0) fail(fmt::format("the head dim of q {} is 0", shape_to_string(q.shape())));
-
-  require_float_cpu(out, "out");
-  std::vector<int64_t> out_shape{B, H, S, Dv};
-  if (out.shape() != out_shape) {
-    fail(fmt::format("out must have shape {} (B, H, S, Dv), got {}", shape_to_string(out_shape), out.describe()));
-  }
-  if (lse) {
-    std::vector<int64_t> lse_shape{B, H, S};
-    if (!lse->defined()) *lse = Tensor::empty(DType::F32, lse_shape);
-    require_float_cpu(*lse, "lse");
-    if (lse->shape() != lse_shape) {
-      fail(fmt::format("lse must have shape {} (B, H, S), got {}", shape_to_string(lse_shape), lse->describe()));
-    }
-  }
-
-  require_mod(options.score_mod, dsl::ModKind::Score, "score_mod");
-  require_mod(options.mask_mod, dsl::ModKind::Mask, "mask_mod");
+  const AttentionShape shape = check_attention_args(kFunction, q, k, v, out, options, lse);
+  const int64_t S = shape.q_len, D = shape.head_dim, H = shape.heads, Hkv = shape.kv_heads, Skv = shape.kv_len;
   const auto q_len = static_cast<int32_t>(S), kv_len = static_cast<int32_t>(Skv);
   const auto heads = static_cast<int32_t>(H), kv_heads = static_cast<int32_t>(Hkv);
   // Compiled once per call; each evaluation reuses the tape.
@@ -205,10 +134,7 @@ void standard_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
 
 Tensor standard_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options,
                           Tensor* lse) {
-  require_float_cpu(q, "q");
-  require_float_cpu(v, "v");
-  require_rank(q, 4, "q", "(B, H, S, D)");
-  require_rank(v, 4, "v", "(B, Hkv, Skv, Dv)");
+  check_attention_inputs(kFunction, q, v);
   Tensor out = Tensor::empty(DType::F32, {q.shape()[0], q.shape()[1], q.shape()[2], v.shape()[3]});
   standard_attention(q, k, v, out, options, lse);
   return out;

@@ -1,0 +1,193 @@
+// The AVX-512 micro-kernels. Every function carries a target attribute instead of the file being
+// compiled with -mavx512f, so the rest of the library (and this file's callers) stay runnable on
+// CPUs without AVX-512; avx512_micro_kernels() checks the CPU before handing these out.
+#include "runtime/cpu/CpuMicroKernels.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+
+// GCC 12 warns about the deliberately undefined source operand inside its own AVX-512 intrinsics
+// (_mm512_undefined_ps in max / min / roundscale); the warning is about the header, not this code.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#define ATTNC_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
+
+namespace attnc::cpu {
+
+namespace {
+
+constexpr int kRows = 6;  // rows of the register block
+constexpr int kVecs = 4;  // 16-float vectors of the register block: 6 x 64 floats in 24 registers
+
+ATTNC_AVX512 inline __mmask16 tail_mask(int32_t remaining) {
+  return remaining >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << remaining) - 1);
+}
+
+// C[R x 16 V] (=|+=) A[R x k] * B[k x 16 V]; the last vector covers `last` lanes (masked).
+template <int R, int V>
+ATTNC_AVX512 void gemm_block(int32_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
+                             bool accumulate, __mmask16 last) {
+  __m512 acc[R][V];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) {
+      const __mmask16 mask = v == V - 1 ? last : static_cast<__mmask16>(0xFFFF);
+      acc[r][v] = accumulate ? _mm512_maskz_loadu_ps(mask, c + r * ldc + 16 * v) : _mm512_setzero_ps();
+    }
+  }
+  for (int32_t kk = 0; kk < k; ++kk) {
+    const float* b_row = b + kk * ldb;
+    __m512 bv[V];
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) {
+      bv[v] = v == V - 1 ? _mm512_maskz_loadu_ps(last, b_row + 16 * v) : _mm512_loadu_ps(b_row + 16 * v);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r * lda + kk]);
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) {
+      const __mmask16 mask = v == V - 1 ? last : static_cast<__mmask16>(0xFFFF);
+      _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask, acc[r][v]);
+    }
+  }
+}
+
+using BlockFn = void (*)(int32_t, const float*, int64_t, const float*, int64_t, float*, int64_t, bool, __mmask16);
+
+template <int R>
+constexpr BlockFn block_for_vecs(int v) {
+  switch (v) {
+    case 1: return gemm_block<R, 1>;
+    case 2: return gemm_block<R, 2>;
+    case 3: return gemm_block<R, 3>;
+    default: return gemm_block<R, 4>;
+  }
+}
+
+BlockFn block_for(int rows, int vecs) {
+  switch (rows) {
+    case 1: return block_for_vecs<1>(vecs);
+    case 2: return block_for_vecs<2>(vecs);
+    case 3: return block_for_vecs<3>(vecs);
+    case 4: return block_for_vecs<4>(vecs);
+    case 5: return block_for_vecs<5>(vecs);
+    default: return block_for_vecs<6>(vecs);
+  }
+}
+
+ATTNC_AVX512 void gemm_avx512(int32_t m, int32_t n, int32_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                              float* c, int64_t ldc, bool accumulate) {
+  for (int32_t j0 = 0; j0 < n; j0 += 16 * kVecs) {
+    const int32_t width = std::min<int32_t>(16 * kVecs, n - j0);
+    const int vecs = (width + 15) / 16;
+    const __mmask16 last = tail_mask(width - 16 * (vecs - 1));
+    const BlockFn full = block_for(kRows, vecs);
+    int32_t i0 = 0;
+    for (; i0 + kRows <= m; i0 += kRows) {
+      full(k, a + i0 * lda, lda, b + j0, ldb, c + i0 * ldc + j0, ldc, accumulate, last);
+    }
+    if (i0 < m) block_for(m - i0, vecs)(k, a + i0 * lda, lda, b + j0, ldb, c + i0 * ldc + j0, ldc, accumulate, last);
+  }
+}
+
+// 2^x for fp32 lanes: x = n + f with n an integer and |f| <= 1/2, 2^f by its Taylor polynomial of
+// degree 7 (relative error below 1e-8, under fp32 rounding), then scaled by 2^n. Results below
+// 2^-126 become exactly 0 (so -inf gives 0 and no denormals are made); NaN stays NaN.
+ATTNC_AVX512 inline __m512 exp2_ps(__m512 x) {
+  const __m512 lowest = _mm512_set1_ps(-126.0f);
+  const __mmask16 keep = _mm512_cmp_ps_mask(x, lowest, _CMP_NLT_UQ);  // x >= -126 or NaN
+  x = _mm512_max_ps(lowest, x);                                       // the second operand wins for NaN
+  x = _mm512_min_ps(_mm512_set1_ps(128.0f), x);
+  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(x, n);
+  __m512 p = _mm512_set1_ps(1.5252733804059841e-05f);  // ln2^7 / 7!
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.5403530393381609e-04f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146428443e-03f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076284772e-03f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108664821580e-02f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650695910071e-01f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718055994531e-01f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  return _mm512_maskz_scalef_ps(keep, p, n);
+}
+
+ATTNC_AVX512 void softmax_tile_avx512(float* s, int64_t lds, int32_t rows, int32_t cols, float c, float* row_max,
+                                      float* row_sum, float* row_alpha) {
+  constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
+  const __m512 minus_inf = _mm512_set1_ps(kMinusInf);
+  const __m512 cv = _mm512_set1_ps(c);
+  for (int32_t r = 0; r < rows; ++r) {
+    float* row = s + r * lds;
+    __m512 mv = minus_inf;
+    for (int32_t j = 0; j < cols; j += 16) {
+      const __m512 x = _mm512_mask_loadu_ps(minus_inf, tail_mask(cols - j), row + j);
+      mv = _mm512_max_ps(x, mv);  // the second operand wins for NaN: NaN scores are ignored
+    }
+    float m = std::max(row_max[r], _mm512_reduce_max_ps(mv));
+    if (m == kMinusInf) {
+      for (int32_t j = 0; j < cols; j += 16) _mm512_mask_storeu_ps(row + j, tail_mask(cols - j), _mm512_setzero_ps());
+      row_alpha[r] = 1.0f;
+      continue;
+    }
+    const __m512 mb = _mm512_set1_ps(m);
+    __m512 sum = _mm512_setzero_ps();
+    for (int32_t j = 0; j < cols; j += 16) {
+      const __mmask16 mask = tail_mask(cols - j);
+      const __m512 x = _mm512_maskz_loadu_ps(mask, row + j);
+      const __m512 p = _mm512_maskz_mov_ps(mask, exp2_ps(_mm512_mul_ps(_mm512_sub_ps(x, mb), cv)));
+      _mm512_mask_storeu_ps(row + j, mask, p);
+      sum = _mm512_add_ps(sum, p);
+    }
+    row_alpha[r] = std::exp2((row_max[r] - m) * c);  // exp2(-inf) == 0 on the first kept tile
+    row_sum[r] = row_sum[r] * row_alpha[r] + _mm512_reduce_add_ps(sum);
+    row_max[r] = m;
+  }
+}
+
+ATTNC_AVX512 void scale_rows_avx512(float* o, int64_t ldo, int32_t rows, int32_t cols, const float* alpha) {
+  for (int32_t r = 0; r < rows; ++r) {
+    if (alpha[r] == 1.0f) continue;
+    float* row = o + r * ldo;
+    const __m512 a = _mm512_set1_ps(alpha[r]);
+    for (int32_t j = 0; j < cols; j += 16) {
+      const __mmask16 mask = tail_mask(cols - j);
+      _mm512_mask_storeu_ps(row + j, mask, _mm512_mul_ps(a, _mm512_maskz_loadu_ps(mask, row + j)));
+    }
+  }
+}
+
+const CpuMicroKernels kAvx512{"avx512", gemm_avx512, softmax_tile_avx512, scale_rows_avx512};
+
+}  // namespace
+
+const CpuMicroKernels* avx512_micro_kernels() {
+  __builtin_cpu_init();
+  const bool supported = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  return supported ? &kAvx512 : nullptr;
+}
+
+}  // namespace attnc::cpu
+
+#else
+
+namespace attnc::cpu {
+const CpuMicroKernels* avx512_micro_kernels() { return nullptr; }
+}  // namespace attnc::cpu
+
+#endif
