@@ -1,0 +1,298 @@
+#include "runtime/cache/CacheDirectory.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "compiler/StableHash.h"
+#include "runtime/RuntimeError.h"
+#include "runtime/cache/KernelKey.h"
+
+namespace fs = std::filesystem;
+
+namespace attnc {
+
+namespace {
+
+constexpr std::string_view kEntrySuffix = ".kernel";
+constexpr std::string_view kLockSuffix = ".lock";
+constexpr std::string_view kTempSuffix = ".tmp";
+
+std::string errno_text() { return std::strerror(errno); }
+
+// Closes a descriptor at scope exit.
+struct FileDescriptor {
+  int fd = -1;
+  ~FileDescriptor() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// The current time at full precision. File systems stamp writes with a coarse clock (a few
+// milliseconds), too coarse to order uses that follow each other quickly, so the cache sets
+// modification times itself.
+timespec precise_now() {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  return now;
+}
+
+// Reads the whole file; nullopt when it does not exist.
+std::optional<std::string> read_file(const fs::path& path) {
+  FileDescriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (file.fd < 0) {
+    if (errno == ENOENT) return std::nullopt;
+    throw RuntimeError(fmt::format("cannot open cache entry '{}': {}", path.string(), errno_text()));
+  }
+  struct stat info {};
+  if (::fstat(file.fd, &info) != 0) {
+    throw RuntimeError(fmt::format("cannot stat cache entry '{}': {}", path.string(), errno_text()));
+  }
+  std::string bytes(static_cast<size_t>(info.st_size), '\0');
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::read(file.fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw RuntimeError(fmt::format("cannot read cache entry '{}': {}", path.string(), errno_text()));
+    if (n == 0) break;  // the file shrank under us: what was read is checked like any truncation
+    done += static_cast<size_t>(n);
+  }
+  bytes.resize(done);
+  return bytes;
+}
+
+bool has_suffix(const fs::path& path, std::string_view suffix) { return path.filename().string().ends_with(suffix); }
+
+}  // namespace
+
+fs::path default_cache_directory() {
+  if (const char* dir = std::getenv("ATTNC_CACHE_DIR"); dir != nullptr && *dir != '\0') return fs::path(dir);
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg == '/') return fs::path(xdg) / "attnc";
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    return fs::path(home) / ".cache" / "attnc";
+  }
+  throw RuntimeError("no kernel cache directory: set ATTNC_CACHE_DIR (or XDG_CACHE_HOME or HOME), or pass a directory");
+}
+
+std::optional<uint64_t> parse_byte_size(std::string_view text) {
+  uint64_t value = 0;
+  size_t i = 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+    if (value > (UINT64_MAX - 9) / 10) return std::nullopt;
+    value = value * 10 + static_cast<uint64_t>(text[i] - '0');
+  }
+  if (i == 0) return std::nullopt;
+  std::string_view unit = text.substr(i);
+  int shift = 0;
+  if (!unit.empty()) {
+    char c = unit[0];
+    shift = c == 'K' || c == 'k'   ? 10
+            : c == 'M' || c == 'm' ? 20
+            : c == 'G' || c == 'g' ? 30
+            : c == 'T' || c == 't' ? 40
+                                   : -1;
+    if (shift > 0)
+      unit.remove_prefix(1);
+    else if (c != 'B' && c != 'b')
+      return std::nullopt;
+    else
+      shift = 0;
+    if (!unit.empty() && unit != "B" && unit != "iB" && unit != "b") return std::nullopt;
+  }
+  if (shift > 0 && value > (UINT64_MAX >> shift)) return std::nullopt;
+  return value << shift;
+}
+
+CacheDirectory::CacheDirectory(fs::path path) : path_(std::move(path)) {
+  if (path_.empty()) throw RuntimeError("kernel cache directory: empty path");
+  std::error_code error;
+  if (fs::is_directory(path_, error)) return;
+  if (fs::exists(path_, error)) {
+    throw RuntimeError(fmt::format("kernel cache directory '{}' exists and is not a directory", path_.string()));
+  }
+  if (path_.has_parent_path() && !path_.parent_path().empty()) {
+    fs::create_directories(path_.parent_path(), error);
+    if (error) {
+      throw RuntimeError(
+          fmt::format("cannot create the parent of kernel cache directory '{}': {}", path_.string(), error.message()));
+    }
+  }
+  // 0700: compiled kernels are code this user's processes will load and run; nobody else may
+  // plant or read them.
+  if (::mkdir(path_.c_str(), 0700) != 0 && errno != EEXIST) {
+    throw RuntimeError(fmt::format("cannot create kernel cache directory '{}': {}", path_.string(), errno_text()));
+  }
+}
+
+fs::path CacheDirectory::entry_path(std::string_view hash) const {
+  return path_ / (std::string(hash) + std::string(kEntrySuffix));
+}
+
+CacheDirectory::LoadResult CacheDirectory::load(std::string_view key_text, std::string_view hash,
+                                                bool remove_bad) const {
+  LoadResult result;
+  fs::path file = entry_path(hash);
+  std::optional<std::string> bytes = read_file(file);
+  if (!bytes) return result;
+  DecodedCacheEntry decoded = decode_cache_entry(*bytes, key_text);
+  if (!decoded.ok()) {
+    result.status = LoadStatus::Discarded;
+    result.problem = std::move(decoded.problem);
+    if (remove_bad) remove(file);
+    return result;
+  }
+  timespec times[2] = {{0, UTIME_OMIT}, precise_now()};
+  // A failed touch only makes the entry look older to eviction; the load itself succeeded.
+  (void)::utimensat(AT_FDCWD, file.c_str(), times, 0);
+  result.status = LoadStatus::Loaded;
+  result.kernel = std::move(decoded.kernel);
+  return result;
+}
+
+void CacheDirectory::store(std::string_view key_text, std::string_view hash, const CachedKernel& kernel) const {
+  static std::atomic<uint64_t> counter{0};
+  std::string bytes = encode_cache_entry(key_text, kernel);
+  fs::path temp = path_ / fmt::format(".{}.{}.{}{}", hash, ::getpid(), counter++, kTempSuffix);
+  FileDescriptor file{::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)};
+  if (file.fd < 0) {
+    throw RuntimeError(
+        fmt::format("cannot create a file in kernel cache directory '{}': {}", path_.string(), errno_text()));
+  }
+  auto fail = [&](std::string_view what) {
+    std::string message = fmt::format("cannot {} cache entry '{}': {}", what, temp.string(), errno_text());
+    ::unlink(temp.c_str());
+    throw RuntimeError(message);
+  };
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(file.fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail("write");
+    done += static_cast<size_t>(n);
+  }
+  timespec times[2] = {{0, UTIME_OMIT}, precise_now()};
+  (void)::futimens(file.fd, times);
+  if (::close(file.fd) != 0) {
+    file.fd = -1;
+    fail("write");
+  }
+  file.fd = -1;
+  // rename() replaces atomically: readers see the old file or the new one, never a mixture.
+  if (::rename(temp.c_str(), entry_path(hash).c_str()) != 0) fail("rename");
+}
+
+CacheDirectory::KeyLock::~KeyLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the descriptor releases the flock
+}
+
+CacheDirectory::KeyLock CacheDirectory::lock(std::string_view hash) const {
+  fs::path file = path_ / (std::string(hash) + std::string(kLockSuffix));
+  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) throw RuntimeError(fmt::format("cannot open lock file '{}': {}", file.string(), errno_text()));
+  KeyLock lock(fd);
+  while (::flock(fd, LOCK_EX) != 0) {
+    if (errno != EINTR) throw RuntimeError(fmt::format("cannot lock '{}': {}", file.string(), errno_text()));
+  }
+  return lock;
+}
+
+std::vector<CacheDirectory::EntryInfo> CacheDirectory::entries() const {
+  std::vector<EntryInfo> out;
+  std::error_code error;
+  for (fs::directory_iterator it(path_, error), end; !error && it != end; it.increment(error)) {
+    const fs::path& file = it->path();
+    if (!has_suffix(file, kEntrySuffix) || file.filename().string().starts_with(".")) continue;
+    std::error_code stat_error;
+    EntryInfo info;
+    info.path = file;
+    info.hash = file.stem().string();
+    info.size = it->file_size(stat_error);
+    if (stat_error) continue;  // removed while we looked
+    info.last_used = it->last_write_time(stat_error);
+    if (stat_error) continue;
+    out.push_back(std::move(info));
+  }
+  if (error)
+    throw RuntimeError(fmt::format("cannot list kernel cache directory '{}': {}", path_.string(), error.message()));
+  std::sort(out.begin(), out.end(), [](const EntryInfo& a, const EntryInfo& b) {
+    return a.last_used != b.last_used ? a.last_used < b.last_used : a.hash < b.hash;
+  });
+  return out;
+}
+
+uint64_t CacheDirectory::total_size() const {
+  uint64_t total = 0;
+  for (const EntryInfo& entry : entries()) total += entry.size;
+  return total;
+}
+
+std::vector<CacheDirectory::Verification> CacheDirectory::verify() const {
+  std::vector<Verification> out;
+  for (EntryInfo& entry : entries()) {
+    Verification v;
+    std::optional<std::string> bytes = read_file(entry.path);
+    if (!bytes) continue;  // removed while we looked
+    DecodedCacheEntry decoded = decode_cache_entry(*bytes, std::nullopt, /*with_payload=*/false);
+    v.problem = decoded.problem;
+    v.key_text = decoded.key_text;
+    if (v.problem.empty()) {
+      std::optional<KernelKey> key = KernelKey::parse(v.key_text);
+      if (!key)
+        v.problem = "its key text is not a valid kernel key";
+      else if (key->hash_hex() != entry.hash)
+        v.problem = "written for another key (the file name is not its key's hash)";
+    }
+    v.entry = std::move(entry);
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+CacheDirectory::PruneResult CacheDirectory::prune(uint64_t max_bytes, std::string_view keep_hash) const {
+  PruneResult result;
+  std::vector<EntryInfo> all = entries();
+  for (const EntryInfo& entry : all) result.bytes_before += entry.size;
+  result.bytes_after = result.bytes_before;
+  for (EntryInfo& entry : all) {  // oldest first
+    if (result.bytes_after <= max_bytes) break;
+    if (!keep_hash.empty() && entry.hash == keep_hash) continue;
+    remove(entry.path);
+    result.bytes_after -= entry.size;
+    result.removed.push_back(std::move(entry));
+  }
+  return result;
+}
+
+size_t CacheDirectory::clear() const {
+  size_t entries_removed = 0;
+  std::vector<fs::path> doomed;
+  std::error_code error;
+  for (fs::directory_iterator it(path_, error), end; !error && it != end; it.increment(error)) {
+    const fs::path& file = it->path();
+    bool entry = has_suffix(file, kEntrySuffix) && !file.filename().string().starts_with(".");
+    if (entry || has_suffix(file, kLockSuffix) || has_suffix(file, kTempSuffix)) doomed.push_back(file);
+    if (entry) ++entries_removed;
+  }
+  if (error)
+    throw RuntimeError(fmt::format("cannot list kernel cache directory '{}': {}", path_.string(), error.message()));
+  for (const fs::path& file : doomed) remove(file);
+  return entries_removed;
+}
+
+void CacheDirectory::remove(const fs::path& file) const {
+  if (::unlink(file.c_str()) != 0 && errno != ENOENT) {
+    throw RuntimeError(fmt::format("cannot remove '{}': {}", file.string(), errno_text()));
+  }
+}
+
+}  // namespace attnc
