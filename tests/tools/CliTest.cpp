@@ -144,11 +144,18 @@ TEST_CASE("attnc ir prints the optimised IR and a signature shared by equivalent
 TEST_CASE("attnc run writes the reference attention of the example inputs", "[cli][run]") {
   fs::path out = scratch_dir() / "out.npy";
   fs::path lse = scratch_dir() / "lse.npy";
-  Result r = run_attnc("run examples/mistral.attn --mask-mod sliding_window --arg window=16 "
-                   "--q examples/inputs/q.npy --k examples/inputs/k.npy --v examples/inputs/v.npy -o '" +
-                   out.string() + "' --lse '" + lse.string() + "'");
+  fs::path flash_out = scratch_dir() / "flash_out.npy";
+  const std::string command =
+      "run examples/mistral.attn --mask-mod sliding_window --arg window=16 "
+      "--q examples/inputs/q.npy --k examples/inputs/k.npy --v examples/inputs/v.npy";
+  Result r = run_attnc(command + " --kernel standard -o '" + out.string() + "' --lse '" + lse.string() + "'");
   CAPTURE(r.err);
   REQUIRE(r.status == 0);
+  // The default kernel is flash: fp32, so equal to the fp64 reference within fp32 rounding.
+  Result flash = run_attnc(command + " -o '" + flash_out.string() + "'");
+  CAPTURE(flash.err);
+  REQUIRE(flash.status == 0);
+  CHECK(run_attnc(command + " --kernel fast -o '" + flash_out.string() + "'").status == 2);
 
   // The same computation in-process must give the same bytes.
   attnc::ir::Module module = attnc::ir::load_module_file(std::string(ATTNC_SOURCE_DIR) + "/examples/mistral.attn");
@@ -162,6 +169,13 @@ TEST_CASE("attnc run writes the reference attention of the example inputs", "[cl
   attnc::Tensor expected = attnc::Tensor::empty(attnc::DType::F32, q.shape());
   attnc::standard_attention(q, k, v, expected, options);
   CHECK(slurp(out) == attnc::serialize_npy(expected));
+  std::vector<float> flash_values = attnc::read_npy(flash_out.string()).to_float_vector();
+  std::vector<float> expected_values = expected.to_float_vector();
+  REQUIRE(flash_values.size() == expected_values.size());
+  for (size_t i = 0; i < flash_values.size(); ++i) {
+    CAPTURE(i);
+    REQUIRE(flash_values[i] == Approx(expected_values[i]).margin(1e-5).epsilon(1e-5));
+  }
   attnc::Tensor written_lse = attnc::read_npy(lse.string());
   CHECK(written_lse.shape() == std::vector<int64_t>{q.shape()[0], q.shape()[1], q.shape()[2]});
 }

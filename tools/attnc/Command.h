@@ -29,10 +29,18 @@ using Args = std::span<const std::string>;
 int run_check(Args args);
 int run_ir(Args args);
 int run_run(Args args);
+int run_compile(Args args);
+int run_cache(Args args);
+int run_warmup(Args args);
+int run_bench(Args args);
 
 extern const char* const kCheckHelp;
 extern const char* const kIrHelp;
 extern const char* const kRunHelp;
+extern const char* const kCompileHelp;
+extern const char* const kCacheHelp;
+extern const char* const kWarmupHelp;
+extern const char* const kBenchHelp;
 
 // Small helpers for hand-written option loops.
 bool is_help(std::string_view arg);

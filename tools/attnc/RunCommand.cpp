@@ -11,6 +11,7 @@
 #include "runtime/Npy.h"
 #include "runtime/ReferenceAttention.h"
 #include "runtime/RuntimeError.h"
+#include "runtime/cpu/CpuFlashAttention.h"
 #include "tools/attnc/Command.h"
 
 namespace attnc::cli {
@@ -18,10 +19,12 @@ namespace attnc::cli {
 const char* const kRunHelp = R"(Usage: attnc run FILE [--score-mod NAME] [--mask-mod NAME]
                  --q Q.npy --k K.npy --v V.npy -o OUT.npy
                  [--arg NAME=VALUE | --arg NAME=FILE.npy]... [--scale X]
-                 [--lse LSE.npy] [--check-bounds]
+                 [--lse LSE.npy] [--check-bounds] [--kernel flash|standard]
 
-Runs attention with the mods NAME of FILE on the CPU (the reference kernel:
-materialised scores, softmax in fp64) and writes the output as .npy.
+Runs attention with the mods NAME of FILE on the CPU and writes the output as
+.npy. The default kernel is flash: tiled, fp32, on all cores, skipping tiles the
+mask removes; --kernel standard runs the reference kernel (materialised scores,
+softmax in fp64), slow but the oracle the others are tested against.
 
 Shapes: q is (B, H, S, D); k is (B, H_kv, S_kv, D) and v is (B, H_kv, S_kv, D_v),
 with H a multiple of H_kv (grouped-query attention; H_kv = 1 is multi-query).
@@ -41,6 +44,7 @@ Options:
   --lse FILE          also write the natural log-sum-exp, (B, H, S) fp32
   --check-bounds      fail on an out-of-range tensor index, naming the mod,
                       parameter, index and position, instead of clamping it
+  --kernel NAME       flash (the default) or standard (the fp64 reference)
 
 Exit status: 0 on success, 1 when FILE has errors, 2 on usage errors, 3 when
 files, shapes or arguments do not fit.
@@ -53,6 +57,7 @@ struct RunOptions {
   std::vector<std::pair<std::string, std::string>> args;  // NAME, VALUE
   std::optional<float> scale;
   bool check_bounds = false;
+  bool flash = true;  // --kernel flash (default) or standard
 };
 
 float parse_float(const std::string& text, const std::string& what) {
@@ -64,6 +69,13 @@ float parse_float(const std::string& text, const std::string& what) {
     throw UsageError(fmt::format("{}: '{}' is not a number", what, text));
   }
   return value;
+}
+
+bool parse_kernel(const std::string& name) {
+  if (name != "flash" && name != "standard") {
+    throw UsageError("--kernel takes 'flash' or 'standard', got '" + name + "'");
+  }
+  return name == "flash";
 }
 
 RunOptions parse_options(Args args) {
@@ -78,6 +90,7 @@ RunOptions parse_options(Args args) {
     else if (arg == "-o" || arg == "--out") o.out = option_value(args, i);
     else if (arg == "--lse") o.lse = option_value(args, i);
     else if (arg == "--check-bounds") o.check_bounds = true;
+    else if (arg == "--kernel") o.flash = parse_kernel(option_value(args, i));
     else if (arg == "--scale") o.scale = parse_float(option_value(args, i), "--scale");
     else if (arg == "--arg") {
       const std::string& binding = option_value(args, i);
@@ -157,7 +170,11 @@ int run_run(Args args) {
   Tensor out = Tensor::empty(q.dtype(), {q.shape()[0], q.shape()[1], q.shape()[2], v.shape()[3]});
   std::optional<Tensor> lse;
   if (!o.lse.empty()) lse = Tensor::empty(DType::F32, {q.shape()[0], q.shape()[1], q.shape()[2]});
-  standard_attention(q, k, v, out, options, lse ? &*lse : nullptr);
+  if (o.flash) {
+    flash_attention(q, k, v, out, options, lse ? &*lse : nullptr);
+  } else {
+    standard_attention(q, k, v, out, options, lse ? &*lse : nullptr);
+  }
   write_npy(o.out, out);
   if (lse) write_npy(o.lse, *lse);
   return kExitOk;

@@ -25,6 +25,10 @@ Commands:
   check FILE...      parse and type-check mod files
   ir FILE --mod NAME print a mod's optimised IR and its signature
   run FILE ...       run attention on the CPU with a file's mods on .npy tensors
+  compile FILE ...   fuse a file's mods into the CUDA kernel: CUDA C++, PTX or cubin
+  warmup MANIFEST    compile the kernels a manifest lists into the kernel cache
+  cache ACTION       the kernel cache: stats, list, verify, clear, prune
+  bench              time the CPU flash kernel over a suite, against an sgemm ceiling
 
 Run `attnc <command> --help` for a command's options.
 
@@ -47,6 +51,10 @@ const CommandEntry kCommands[] = {
     {"check", run_check, kCheckHelp},
     {"ir", run_ir, kIrHelp},
     {"run", run_run, kRunHelp},
+    {"compile", run_compile, kCompileHelp},
+    {"warmup", run_warmup, kWarmupHelp},
+    {"cache", run_cache, kCacheHelp},
+    {"bench", run_bench, kBenchHelp},
 };
 
 }  // namespace

@@ -1,0 +1,185 @@
+// attnc bench as a user runs it: a small suite run as a process, checking that every case ran the
+// real kernel with the right mod (its dumped output against the reference attention), that the
+// kept pairs behind GFLOP/s are exactly what the mask keeps, and the usage errors.
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "runtime/Mods.h"
+#include "runtime/Npy.h"
+#include "runtime/ReferenceAttention.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct BenchResult {
+  int status = -1;
+  std::string out, err;
+};
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+fs::path bench_dir() {
+  fs::path dir = fs::temp_directory_path() / ("attnc-bench-test-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  return dir;
+}
+
+BenchResult run_bench(const std::string& args) {
+  fs::path dir = bench_dir();
+  std::string command = std::string("'") + ATTNC_BINARY + "' bench " + args + " >'" + (dir / "out.txt").string() +
+                        "' 2>'" + (dir / "err.txt").string() + "'";
+  int raw = std::system(command.c_str());
+  BenchResult r;
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  r.out = read_text(dir / "out.txt");
+  r.err = read_text(dir / "err.txt");
+  return r;
+}
+
+// The text of the JSON object of case `id` (cases are flat objects on one line each).
+std::string case_object(const std::string& json, const std::string& id) {
+  size_t at = json.find("{\"id\": \"" + id + "\"");
+  if (at == std::string::npos) return "";
+  return json.substr(at, json.find('}', at) - at + 1);
+}
+
+double number_field(const std::string& object, const std::string& field) {
+  std::smatch m;
+  std::regex pattern("\"" + field + "\": (-?[0-9.eE+-]+)");
+  if (!std::regex_search(object, m, pattern)) return NAN;
+  return std::stod(m[1]);
+}
+
+std::string string_field(const std::string& object, const std::string& field) {
+  std::smatch m;
+  std::regex pattern("\"" + field + "\": \"([^\"]*)\"");
+  if (!std::regex_search(object, m, pattern)) return "<missing>";
+  return m[1];
+}
+
+}  // namespace
+
+TEST_CASE("attnc bench runs each mod for real and counts exactly the pairs its mask keeps", "[cli][bench]") {
+  // S = 1100: longer than the 1024 sliding window, not a multiple of the tile size, and 8
+  // documents of unequal lengths (137 or 138 tokens).
+  constexpr int kSeq = 1100, kHeads = 2, kHeadDim = 16;
+  fs::path dir = bench_dir();
+  fs::path json_path = dir / "bench.json", dump = dir / "dump";
+  BenchResult r = run_bench(
+      "--seq 1100 --head-dim 16 --dtype fp32 --heads 2 --repeat 2 --mod all --no-ceiling"
+      " --json '" +
+      json_path.string() + "' --dump '" + dump.string() + "'");
+  CAPTURE(r.out, r.err);
+  REQUIRE(r.status == 0);
+  std::string json = read_text(json_path);
+
+  fs::path inputs = dump / "fp32-S1100-D16";
+  attnc::Tensor q = attnc::read_npy((inputs / "q.npy").string());
+  attnc::Tensor k = attnc::read_npy((inputs / "k.npy").string());
+  attnc::Tensor v = attnc::read_npy((inputs / "v.npy").string());
+  REQUIRE(q.shape() == std::vector<int64_t>{1, kHeads, kSeq, kHeadDim});
+
+  std::vector<int32_t> ids(kSeq);
+  for (int i = 0; i < kSeq; ++i) ids[i] = i * 8 / kSeq;
+  attnc::Tensor document_ids = attnc::Tensor::from_vector(ids, {1, kSeq});
+
+  struct Expected {
+    std::string mod;
+    std::optional<attnc::Mod> score, mask;
+  };
+  std::vector<Expected> cases = {
+      {"none", std::nullopt, std::nullopt},
+      {"causal", std::nullopt, attnc::causal_mod()},
+      {"alibi-causal", attnc::alibi_mod(kHeads), attnc::causal_mod()},
+      {"sliding-window", std::nullopt, attnc::sliding_window_mod(1024, true)},
+      {"document", std::nullopt, attnc::document_mask_mod(document_ids)},
+      {"softcap", attnc::softcap_mod(50.0f), std::nullopt},
+  };
+  for (const Expected& expected : cases) {
+    std::string id = expected.mod + "-fp32-S1100-D16";
+    CAPTURE(id);
+    std::string object = case_object(json, id);
+    REQUIRE_FALSE(object.empty());
+    CHECK(string_field(object, "error").empty());
+
+    // Kept pairs by brute force over the boolean mask.
+    int64_t kept = int64_t(kHeads) * kSeq * kSeq;
+    if (expected.mask) {
+      attnc::Tensor mask = attnc::mask_mod_to_boolean_mask(*expected.mask, 1, kHeads, kSeq, kSeq);
+      kept = 0;
+      for (float x : mask.to_float_vector()) kept += x != 0.0f;
+    }
+    CHECK(number_field(object, "kept_pairs") == double(kept));
+    CHECK(number_field(object, "flops") == 4.0 * kHeadDim * double(kept));  // kept counts every head
+    double median_ms = number_field(object, "median_ms");
+    CHECK(median_ms > 0);
+    CHECK(number_field(object, "gflops") == Approx(4.0 * kHeadDim * double(kept) / median_ms * 1e-6));
+
+    // The dumped output is the attention with this mod, so the timed call did the real work.
+    attnc::AttentionOptions options;
+    options.score_mod = expected.score ? &*expected.score : nullptr;
+    options.mask_mod = expected.mask ? &*expected.mask : nullptr;
+    std::vector<float> want = attnc::standard_attention(q, k, v, options).to_float_vector();
+    std::vector<float> got = attnc::read_npy(string_field(object, "output")).to_float_vector();
+    REQUIRE(got.size() == want.size());
+    float worst = 0;
+    for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(got[i] - want[i]));
+    CHECK(worst < 1e-4f);
+  }
+  // The masked cases skip tiles; the dense ones cannot. The window drops keys 1024 behind the
+  // last queries, so it skips a few more tiles than causal alone.
+  double causal_skipped = number_field(case_object(json, "causal-fp32-S1100-D16"), "tiles_skipped");
+  CHECK(causal_skipped > 0);
+  CHECK(number_field(case_object(json, "sliding-window-fp32-S1100-D16"), "tiles_skipped") > causal_skipped);
+  CHECK(number_field(case_object(json, "none-fp32-S1100-D16"), "tiles_skipped") == 0);
+  CHECK(number_field(case_object(json, "softcap-fp32-S1100-D16"), "tiles_skipped") == 0);
+  CHECK(r.out.find("causal") != std::string::npos);
+  CHECK(r.out.find("GFLOP/s") != std::string::npos);
+}
+
+TEST_CASE("attnc bench measures the sgemm ceiling in the same run, or says it has none", "[cli][bench]") {
+  BenchResult r = run_bench("--seq 256 --head-dim 64 --dtype bf16 --mod none,causal --repeat 1");
+  CAPTURE(r.out, r.err);
+  REQUIRE(r.status == 0);
+  std::regex ceiling("S=256 D=64: sgemm ceiling ([0-9.]+) GFLOP/s");
+  std::smatch m;
+  if (std::regex_search(r.out, m, ceiling)) {
+    CHECK(std::stod(m[1]) > 0);
+    CHECK(r.out.find("OpenBLAS") != std::string::npos);
+  } else {
+    CHECK(r.out.find("S=256 D=64: no ceiling") != std::string::npos);
+  }
+  CHECK(r.out.find("causal          bf16") != std::string::npos);
+}
+
+TEST_CASE("attnc bench rejects wrong command lines with exit status 2", "[cli][bench]") {
+  using Row = std::tuple<std::string, std::string>;
+  auto [args, message] = GENERATE(table<std::string, std::string>({
+      Row{"--mod nope", "unknown mod 'nope'"},
+      Row{"--repeat 0", "--repeat takes a positive integer"},
+      Row{"--seq 1024,,2048", "empty item"},
+      Row{"--dtype fp64", "--dtype takes fp32, bf16 or fp16"},
+      Row{"--frobnicate", "unknown argument '--frobnicate'"},
+  }));
+  CAPTURE(args);
+  BenchResult r = run_bench(args);
+  CHECK(r.status == 2);
+  CHECK(r.err.find(message) != std::string::npos);
+  BenchResult help = run_bench("--help");
+  CHECK(help.status == 0);
+  CHECK(help.out.find("sliding-window") != std::string::npos);
+}

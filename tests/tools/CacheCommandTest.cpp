@@ -1,0 +1,221 @@
+// attnc cache stats | list | verify | clear | prune, run as a process on a cache directory that
+// the test fills through the library.
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "runtime/cache/KernelCache.h"
+
+namespace fs = std::filesystem;
+using namespace attnc;
+
+namespace {
+
+struct Result {
+  int status = -1;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+class TempDirectory {
+ public:
+  TempDirectory() {
+    static std::atomic<int> counter{0};
+    path_ =
+        fs::temp_directory_path() / ("attnc-cache-cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDirectory() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// Runs `attnc ARGS` with the environment assignments `env` ("NAME=value ..." or empty).
+Result run_attnc(const std::string& args, const fs::path& scratch, const std::string& env = "") {
+  std::string command = "cd '" + std::string(ATTNC_SOURCE_DIR) + "' && " + env + " '" + ATTNC_BINARY + "' " + args +
+                        " >'" + (scratch / "out.txt").string() + "' 2>'" + (scratch / "err.txt").string() + "'";
+  int raw = std::system(command.c_str());
+  Result r;
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  r.out = slurp(scratch / "out.txt");
+  r.err = slurp(scratch / "err.txt");
+  return r;
+}
+
+KernelKey key_number(uint64_t i) {
+  KernelKey key;
+  key.score_mod = ir::Signature{0xabc, i};
+  key.dtype = DType::F16;
+  key.head_dim = key.head_dim_v = 64;
+  key.tile = KernelKey::Tile{128, 64, 4};
+  key.arch = "sm_90a";
+  key.nvrtc_version = "13.0";
+  key.template_hash = "0f0f";
+  return key;
+}
+
+// Fills `dir` with entries 0..count-1, each `payload` bytes, used in that order (0 least recently).
+void fill_cache(const fs::path& dir, int count, size_t payload = 2000) {
+  KernelCacheOptions options;
+  options.directory = dir;
+  options.max_disk_bytes = 0;
+  KernelCache cache(options);
+  for (int i = 0; i < count; ++i) {
+    cache.get_or_compile(key_number(static_cast<uint64_t>(i)), [payload](const KernelKey& key) {
+      return CachedKernel{std::string(payload, 'k'), key.hash_hex()};
+    });
+  }
+}
+
+fs::path entry_file(const fs::path& dir, int i) {
+  return dir / (key_number(static_cast<uint64_t>(i)).hash_hex() + ".kernel");
+}
+
+}  // namespace
+
+TEST_CASE("attnc cache stats and list describe the entries, most recently used first", "[cli][cache]") {
+  TempDirectory scratch;
+  fs::path dir = scratch.path() / "cache";
+  fill_cache(dir, 3);
+  uint64_t total = 0;
+  for (int i = 0; i < 3; ++i) total += fs::file_size(entry_file(dir, i));
+
+  Result stats = run_attnc("cache stats --dir '" + dir.string() + "'", scratch.path());
+  CAPTURE(stats.err);
+  CHECK(stats.status == 0);
+  CHECK_THAT(stats.out, Catch::Contains("directory: " + dir.string()));
+  CHECK_THAT(stats.out, Catch::Contains("entries: 3\n"));
+  CHECK_THAT(stats.out, Catch::Contains("size: " + std::to_string(total) + " bytes"));
+
+  Result list = run_attnc("cache list --dir '" + dir.string() + "'", scratch.path());
+  CHECK(list.status == 0);
+  std::vector<std::string> lines;
+  std::istringstream in(list.out);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  REQUIRE(lines.size() == 3);
+  for (int i = 0; i < 3; ++i) {
+    CAPTURE(i, lines[i]);
+    CHECK(lines[i].starts_with(key_number(static_cast<uint64_t>(2 - i)).hash_hex()));  // newest first
+    CHECK_THAT(lines[i], Catch::Contains("fp16 d64/64 128x64w4 sm_90a nvrtc13.0"));
+  }
+
+  SECTION("ATTNC_CACHE_DIR is the default directory, created 0700") {
+    fs::path fresh = scratch.path() / "from-env" / "attnc";
+    Result r = run_attnc("cache stats", scratch.path(), "ATTNC_CACHE_DIR='" + fresh.string() + "'");
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains("directory: " + fresh.string()));
+    CHECK_THAT(r.out, Catch::Contains("entries: 0\n"));
+    struct stat info {};
+    REQUIRE(::stat(fresh.c_str(), &info) == 0);
+    CHECK((info.st_mode & 0777) == 0700);
+  }
+}
+
+TEST_CASE("attnc cache verify reports bad entries and removes them with --fix", "[cli][cache]") {
+  TempDirectory scratch;
+  fs::path dir = scratch.path() / "cache";
+  fill_cache(dir, 4);
+  std::string args = " --dir '" + dir.string() + "'";
+
+  Result clean = run_attnc("cache verify" + args, scratch.path());
+  CHECK(clean.status == 0);
+  CHECK_THAT(clean.out, Catch::Contains("4 entries checked, 0 bad"));
+
+  // Entry 1 loses its last byte; entry 3 gets a flipped byte.
+  fs::resize_file(entry_file(dir, 1), fs::file_size(entry_file(dir, 1)) - 1);
+  std::string bytes = slurp(entry_file(dir, 3));
+  bytes[bytes.size() / 2] ^= 0x40;
+  std::ofstream(entry_file(dir, 3), std::ios::binary | std::ios::trunc) << bytes;
+
+  Result bad = run_attnc("cache verify" + args, scratch.path());
+  CHECK(bad.status == 3);
+  CHECK_THAT(bad.out, Catch::Contains(entry_file(dir, 1).string() + ": truncated"));
+  CHECK_THAT(bad.out, Catch::Contains(entry_file(dir, 3).string() + ": corrupted"));
+  CHECK_THAT(bad.out, Catch::Contains("4 entries checked, 2 bad (run with --fix to remove)"));
+  CHECK(fs::exists(entry_file(dir, 1)));  // verify alone changes nothing
+
+  Result listed = run_attnc("cache list" + args, scratch.path());
+  CHECK(listed.status == 0);
+  CHECK_THAT(listed.out, Catch::Contains("BAD: truncated"));
+
+  Result fixed = run_attnc("cache verify --fix" + args, scratch.path());
+  CHECK(fixed.status == 0);
+  CHECK_THAT(fixed.out, Catch::Contains("(removed)"));
+  CHECK_FALSE(fs::exists(entry_file(dir, 1)));
+  CHECK_FALSE(fs::exists(entry_file(dir, 3)));
+  CHECK(fs::exists(entry_file(dir, 0)));
+  CHECK(fs::exists(entry_file(dir, 2)));
+  Result again = run_attnc("cache verify" + args, scratch.path());
+  CHECK(again.status == 0);
+  CHECK_THAT(again.out, Catch::Contains("2 entries checked, 0 bad"));
+}
+
+TEST_CASE("attnc cache prune keeps the most recently used entries within the size", "[cli][cache]") {
+  TempDirectory scratch;
+  fs::path dir = scratch.path() / "cache";
+  fill_cache(dir, 5, 10000);
+  uint64_t one = fs::file_size(entry_file(dir, 0));
+  std::string args = " --dir '" + dir.string() + "'";
+
+  // Two and a half entries' worth, written as a K size: entries 0, 1 and 2 must go.
+  std::string max_size = std::to_string((one * 5 / 2) / 1024) + "K";
+  Result pruned = run_attnc("cache prune --max-size " + max_size + args, scratch.path());
+  CAPTURE(pruned.err, max_size);
+  CHECK(pruned.status == 0);
+  CHECK_THAT(pruned.out, Catch::Contains("removed 3 entries"));
+  CHECK_THAT(pruned.out, Catch::Contains("in 2 entries"));
+  for (int i = 0; i < 5; ++i) {
+    CAPTURE(i);
+    CHECK(fs::exists(entry_file(dir, i)) == (i >= 3));
+  }
+  Result nothing = run_attnc("cache prune --max-size 1G" + args, scratch.path());
+  CHECK(nothing.status == 0);
+  CHECK_THAT(nothing.out, Catch::Contains("removed 0 entries"));
+
+  Result clear = run_attnc("cache clear" + args, scratch.path());
+  CHECK(clear.status == 0);
+  CHECK_THAT(clear.out, Catch::Contains("removed 2 entries from " + dir.string()));
+  CHECK(fs::is_empty(dir));
+  Result stats = run_attnc("cache stats" + args, scratch.path());
+  CHECK_THAT(stats.out, Catch::Contains("entries: 0\n"));
+}
+
+TEST_CASE("attnc cache rejects wrong command lines with exit status 2", "[cli][cache]") {
+  TempDirectory scratch;
+  std::string dir = " --dir '" + (scratch.path() / "cache").string() + "'";
+  auto [args, message] = GENERATE_REF(table<std::string, std::string>({
+      {"cache", "missing subcommand"},
+      {"cache shrink" + dir, "unknown subcommand 'shrink'"},
+      {"cache prune" + dir, "prune needs --max-size N"},
+      {"cache prune --max-size 12X" + dir, "'12X' is not a size"},
+      {"cache stats --fix" + dir, "unknown option '--fix'"},
+      {"cache clear extra" + dir, "unexpected argument 'extra'"},
+      {"cache list --dir", "needs a value"},
+  }));
+  CAPTURE(args);
+  Result r = run_attnc(args, scratch.path());
+  CHECK(r.status == 2);
+  CHECK_THAT(r.err, Catch::Contains(message));
+  Result help = run_attnc("cache --help", scratch.path());
+  CHECK(help.status == 0);
+  CHECK_THAT(help.out, Catch::Contains("Usage: attnc cache stats"));
+}

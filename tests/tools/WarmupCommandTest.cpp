@@ -1,0 +1,305 @@
+// attnc warmup, run as a process: manifests, progress and summary, exit codes, several processes
+// warming one cache at once, and (where NVRTC is available) the real compile path. Most cases
+// use the stand-in compiler selected by ATTNC_WARMUP_FAKE_COMPILER=LOG, which appends one line
+// per compile to LOG, so the tests can count compiles.
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "runtime/cache/CacheDirectory.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int status = -1;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+class TempDirectory {
+ public:
+  TempDirectory() {
+    static std::atomic<int> counter{0};
+    path_ = fs::temp_directory_path() /
+            ("attnc-warmup-cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDirectory() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::string quoted(const fs::path& path) { return "'" + path.string() + "'"; }
+
+// The shell command that runs `attnc ARGS` with output to scratch/NAME.out and NAME.err.
+std::string attnc_command(const std::string& args, const fs::path& scratch, const std::string& name,
+                          const std::string& env) {
+  return env + " " + quoted(ATTNC_BINARY) + " " + args + " >" + quoted(scratch / (name + ".out")) + " 2>" +
+         quoted(scratch / (name + ".err"));
+}
+
+Result run_attnc(const std::string& args, const fs::path& scratch, const std::string& env = "") {
+  int raw = std::system(("cd " + quoted(ATTNC_SOURCE_DIR) + " && " + attnc_command(args, scratch, "run", env)).c_str());
+  Result r;
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  r.out = slurp(scratch / "run.out");
+  r.err = slurp(scratch / "run.err");
+  return r;
+}
+
+fs::path write_file(const fs::path& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
+// Hash -> number of compiles in the fake compiler's log.
+std::map<std::string, int> compiles_in(const fs::path& log) {
+  std::map<std::string, int> out;
+  std::istringstream in(slurp(log));
+  for (std::string line; std::getline(in, line);) ++out[line.substr(0, line.find(' '))];
+  return out;
+}
+
+size_t count_of(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("attnc warmup compiles a manifest's kernels once and finds them cached the second time", "[cli][warmup]") {
+  TempDirectory scratch;
+  write_file(scratch.path() / "window.attn", "mask_mod window(w: int) = kv_idx <= q_idx && q_idx - kv_idx < w;\n");
+  fs::path manifest = write_file(scratch.path() / "manifest.json", R"({
+    "version": 1,
+    "kernels": [
+      {"mask_mod": "causal", "dtypes": ["bf16", "fp16"], "head_dims": [64, 128], "archs": ["sm_80"]},
+      {"file": "window.attn", "mask_mod": "window", "dtypes": ["bf16"], "head_dims": [[128, 64]],
+       "archs": ["sm_90a"], "check_bounds": true}
+    ]
+  })");
+  fs::path log = scratch.path() / "compiles.log";
+  fs::path cache = scratch.path() / "cache";
+  std::string env = "ATTNC_WARMUP_FAKE_COMPILER=" + quoted(log);
+  std::string args = "warmup " + quoted(manifest) + " --jobs 3 --cache-dir " + quoted(cache);
+
+  Result first = run_attnc(args, scratch.path(), env);
+  CAPTURE(first.out, first.err);
+  CHECK(first.status == 0);
+  CHECK_THAT(first.out, Catch::Contains("warmup: 5 kernels: 5 compiled, 0 already cached, 0 failed"));
+  CHECK_THAT(first.out, Catch::Contains(cache.string()));
+  // Not a terminal: one progress line per kernel.
+  CHECK(count_of(first.err, "] compiled ") == 5);
+  CHECK_THAT(first.err, Catch::Contains("[5/5]"));
+  CHECK_THAT(first.err, Catch::Contains("<built-in> mask=causal fp16 d128 sm_80"));
+  CHECK_THAT(first.err, Catch::Contains("window.attn mask=window bf16 d128/64 sm_90a check-bounds"));
+  std::map<std::string, int> compiles = compiles_in(log);
+  CHECK(compiles.size() == 5);
+  for (const auto& [hash, count] : compiles) CHECK(count == 1);
+  CHECK(attnc::CacheDirectory(cache).entries().size() == 5);
+
+  Result second = run_attnc(args, scratch.path(), env);
+  CHECK(second.status == 0);
+  CHECK_THAT(second.out, Catch::Contains("5 kernels: 0 compiled, 5 already cached, 0 failed"));
+  CHECK(count_of(second.err, "] cached ") == 5);
+  CHECK(compiles_in(log) == compiles);  // nothing compiled again
+}
+
+TEST_CASE("attnc warmup reports each failed kernel with its reason and exits non-zero", "[cli][warmup]") {
+  TempDirectory scratch;
+  fs::path log = scratch.path() / "compiles.log";
+  std::string env = "ATTNC_WARMUP_FAKE_COMPILER=" + quoted(log);
+  std::string cache = " --cache-dir " + quoted(scratch.path() / "cache");
+
+  SECTION("unknown mods, unsupported head dims and a mod of the wrong kind") {
+    fs::path manifest = write_file(scratch.path() / "m.json", R"({"version": 1, "kernels": [
+      {"mask_mod": "causal", "dtypes": ["bf16"], "head_dims": [64, 72], "archs": ["sm_80"]},
+      {"mask_mod": "casual", "dtypes": ["bf16"], "head_dims": [64], "archs": ["sm_80"]},
+      {"score_mod": "causal", "dtypes": ["bf16"], "head_dims": [64], "archs": ["sm_80"]}
+    ]})");
+    Result r = run_attnc("warmup " + quoted(manifest) + " -j 2" + cache, scratch.path(), env);
+    CAPTURE(r.out, r.err);
+    CHECK(r.status == 3);
+    CHECK_THAT(r.out, Catch::Contains("4 kernels: 1 compiled, 0 already cached, 3 failed"));
+    CHECK_THAT(r.err, Catch::Contains("failed:\n"));
+    CHECK_THAT(r.err, Catch::Contains("<built-in> mask=causal bf16 d72 sm_80:\n"));
+    CHECK_THAT(r.err, Catch::Contains("head dims that are multiples of 16"));
+    CHECK_THAT(r.err, Catch::Contains("no mod named 'casual'"));
+    CHECK_THAT(r.err, Catch::Contains("'causal' is a mask_mod, not a score_mod"));
+    CHECK(compiles_in(log).size() == 1);
+  }
+  SECTION("a mod file with errors: exit 1 with its diagnostics") {
+    write_file(scratch.path() / "bad.attn", "mask_mod m = q_idx >= kv;\n");
+    fs::path manifest = write_file(scratch.path() / "m.json", R"({"version": 1, "kernels": [
+      {"file": "bad.attn", "mask_mod": "m", "dtypes": ["bf16"], "head_dims": [64], "archs": ["sm_80", "sm_90"]}
+    ]})");
+    Result r = run_attnc("warmup " + quoted(manifest) + cache, scratch.path(), env);
+    CHECK(r.status == 1);
+    CHECK_THAT(r.out, Catch::Contains("2 kernels: 0 compiled, 0 already cached, 2 failed"));
+    CHECK_THAT(r.err, Catch::Contains("bad.attn:1:23: error: unknown name 'kv'"));
+    CHECK_FALSE(fs::exists(log));
+  }
+  SECTION("a missing mod file") {
+    fs::path manifest = write_file(scratch.path() / "m.json", R"({"version": 1, "kernels": [
+      {"file": "missing.attn", "mask_mod": "m", "dtypes": ["bf16"], "head_dims": [64], "archs": ["sm_80"]}
+    ]})");
+    Result r = run_attnc("warmup " + quoted(manifest) + cache, scratch.path(), env);
+    CHECK(r.status == 3);
+    CHECK_THAT(r.err, Catch::Contains("missing.attn"));
+  }
+}
+
+TEST_CASE("attnc warmup rejects malformed manifests, pointing at the place", "[cli][warmup]") {
+  TempDirectory scratch;
+  auto [what, text, message] = GENERATE(table<std::string, std::string, std::string>({
+      {"a syntax error", "{\"version\": 1,\n \"kernels\": [}", "m.json:2:14: unexpected character '}'"},
+      {"trailing text", "{\"version\": 1, \"kernels\": []} x", "m.json:1:31: unexpected text after"},
+      {"no version", "{\"kernels\": []}", "missing \"version\": 1"},
+      {"another version", "{\"version\": 2, \"kernels\": []}", "m.json:1:13: this attnc reads manifest version 1"},
+      {"an unknown top-level key", "{\"version\": 1, \"kernels\": [], \"kernel\": 1}", "unknown key \"kernel\""},
+      {"an unknown entry key", "{\"version\": 1, \"kernels\": [{\"mask_mod\": \"causal\", \"dtype\": [\"bf16\"]}]}",
+       "unknown key \"dtype\""},
+      {"no mods",
+       "{\"version\": 1, \"kernels\": [{\"dtypes\": [\"bf16\"], \"head_dims\": [64], \"archs\": [\"sm_80\"]}]}",
+       "needs a \"score_mod\", a \"mask_mod\" or both"},
+      {"an fp32 kernel",
+       "{\"version\": 1, \"kernels\": [{\"mask_mod\": \"causal\", \"dtypes\": [\"fp32\"], \"head_dims\": [64], "
+       "\"archs\": [\"sm_80\"]}]}",
+       "dtype \"fp32\": the kernels take \"bf16\" or \"fp16\""},
+      {"an old architecture",
+       "{\"version\": 1, \"kernels\": [{\"mask_mod\": \"causal\", \"dtypes\": [\"bf16\"], \"head_dims\": [64], "
+       "\"archs\": [\"sm_75\"]}]}",
+       "unknown GPU architecture 'sm_75'"},
+      {"a fractional head dim",
+       "{\"version\": 1, \"kernels\": [{\"mask_mod\": \"causal\", \"dtypes\": [\"bf16\"], \"head_dims\": [64.5], "
+       "\"archs\": [\"sm_80\"]}]}",
+       "must be an integer"},
+      {"an empty list",
+       "{\"version\": 1, \"kernels\": [{\"mask_mod\": \"causal\", \"dtypes\": [], \"head_dims\": [64], "
+       "\"archs\": [\"sm_80\"]}]}",
+       "\"dtypes\" is empty"},
+      {"a duplicate key", "{\"version\": 1, \"version\": 1, \"kernels\": []}", "duplicate key \"version\""},
+      {"an unterminated string", "{\"version\": 1, \"kernels\": [\"abc]}", "unterminated string"},
+  }));
+  CAPTURE(what);
+  fs::path manifest = write_file(scratch.path() / "m.json", text);
+  Result r = run_attnc("warmup " + quoted(manifest) + " --cache-dir " + quoted(scratch.path() / "cache"),
+                       scratch.path(), "ATTNC_WARMUP_FAKE_COMPILER=" + quoted(scratch.path() / "log"));
+  CAPTURE(r.err);
+  CHECK(r.status == 3);
+  CHECK_THAT(r.err, Catch::Contains(message));
+}
+
+TEST_CASE("attnc warmup rejects wrong command lines with exit status 2", "[cli][warmup]") {
+  TempDirectory scratch;
+  auto [args, message] = GENERATE(table<std::string, std::string>({
+      {"warmup", "no manifest given"},
+      {"warmup a.json b.json", "more than one manifest"},
+      {"warmup a.json --jobs 0", "--jobs takes a number"},
+      {"warmup a.json --jobs many", "--jobs takes a number"},
+      {"warmup a.json --frobnicate", "unknown option '--frobnicate'"},
+  }));
+  CAPTURE(args);
+  Result r = run_attnc(args, scratch.path());
+  CHECK(r.status == 2);
+  CHECK_THAT(r.err, Catch::Contains(message));
+  Result help = run_attnc("warmup --help", scratch.path());
+  CHECK(help.status == 0);
+  CHECK_THAT(help.out, Catch::Contains("Usage: attnc warmup MANIFEST.json"));
+}
+
+TEST_CASE("four attnc warmup processes on one cache compile each of 20 kernels once and all succeed",
+          "[cli][warmup][processes]") {
+  TempDirectory scratch;
+  // 2 dtypes x 5 head dims x 2 architectures = 20 kernels.
+  fs::path manifest = write_file(scratch.path() / "m.json", R"({"version": 1, "kernels": [
+    {"mask_mod": "causal", "dtypes": ["bf16", "fp16"], "head_dims": [32, 64, 96, 128, 256],
+     "archs": ["sm_80", "sm_90"]}
+  ]})");
+  fs::path log = scratch.path() / "compiles.log";
+  std::string env = "ATTNC_WARMUP_FAKE_COMPILER=" + quoted(log);
+  std::string args = "warmup " + quoted(manifest) + " --jobs 2 --cache-dir " + quoted(scratch.path() / "cache");
+  std::string script;
+  for (int p = 0; p < 4; ++p) {
+    script += "( " + attnc_command(args, scratch.path(), "p" + std::to_string(p), env) + "; echo $? >" +
+              quoted(scratch.path() / ("p" + std::to_string(p) + ".status")) + " ) & ";
+  }
+  script += "wait";
+  REQUIRE(std::system(script.c_str()) == 0);
+
+  size_t compiled = 0, cached = 0;
+  for (int p = 0; p < 4; ++p) {
+    std::string name = "p" + std::to_string(p);
+    std::string out = slurp(scratch.path() / (name + ".out"));
+    CAPTURE(p, out, slurp(scratch.path() / (name + ".err")));
+    CHECK(slurp(scratch.path() / (name + ".status")) == "0\n");
+    std::smatch m;
+    REQUIRE(std::regex_search(out, m, std::regex(R"(20 kernels: (\d+) compiled, (\d+) already cached, 0 failed)")));
+    compiled += std::stoul(m[1]);
+    cached += std::stoul(m[2]);
+  }
+  CHECK(compiled == 20);  // between them, each kernel compiled by exactly one process
+  CHECK(cached == 60);
+  std::map<std::string, int> compiles = compiles_in(log);
+  CHECK(compiles.size() == 20);
+  for (const auto& [hash, count] : compiles) {
+    CAPTURE(hash);
+    CHECK(count == 1);
+  }
+  for (const auto& v : attnc::CacheDirectory(scratch.path() / "cache").verify()) CHECK(v.problem.empty());
+}
+
+TEST_CASE("attnc warmup compiles with NVRTC and a second warmup finds everything cached", "[cli][warmup][nvrtc]") {
+  TempDirectory scratch;
+  fs::path manifest = write_file(scratch.path() / "m.json", R"({"version": 1, "kernels": [
+    {"mask_mod": "causal", "dtypes": ["bf16"], "head_dims": [64], "archs": ["sm_80"]}
+  ]})");
+  std::string args = "warmup " + quoted(manifest) + " --cache-dir " + quoted(scratch.path() / "cache");
+  Result first = run_attnc(args, scratch.path());
+  if (first.status == 3 && first.err.find("NVRTC, which cannot be used here") != std::string::npos) {
+    WARN("NVRTC is not available here; the real compile path of attnc warmup was not tested");
+    return;
+  }
+  CAPTURE(first.out, first.err);
+  CHECK(first.status == 0);
+  CHECK_THAT(first.out, Catch::Contains("1 kernel: 1 compiled, 0 already cached, 0 failed"));
+  Result second = run_attnc(args, scratch.path());
+  CHECK(second.status == 0);
+  CHECK_THAT(second.out, Catch::Contains("1 kernel: 0 compiled, 1 already cached, 0 failed"));
+  Result list = run_attnc("cache list --dir " + quoted(scratch.path() / "cache"), scratch.path());
+  CHECK_THAT(list.out, Catch::Contains("bf16 d64/64"));
+  CHECK_THAT(list.out, Catch::Contains(" sm_80 nvrtc"));
+  CHECK_THAT(list.out, Catch::Contains("--gpu-architecture=sm_80"));
+}
+
+TEST_CASE("the example manifest examples/warmup.json is valid and names 13 kernels", "[cli][warmup][examples]") {
+  TempDirectory scratch;
+  Result r = run_attnc("warmup examples/warmup.json --cache-dir " + quoted(scratch.path() / "cache"), scratch.path(),
+                       "ATTNC_WARMUP_FAKE_COMPILER=" + quoted(scratch.path() / "log"));
+  CAPTURE(r.err);
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("warmup: 13 kernels: 13 compiled, 0 already cached, 0 failed"));
+}

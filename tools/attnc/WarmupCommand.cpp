@@ -1,0 +1,398 @@
+// attnc warmup MANIFEST.json: the deployment step. Compiles every kernel a manifest lists into the
+// kernel cache, in parallel, so the processes that later run them find them all cached and never
+// need NVRTC. The manifest format is documented in docs/cli.md (example: examples/warmup.json).
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "compiler/Frontend.h"
+#include "compiler/Prelude.h"
+#include "dsl/Diagnostics.h"
+#include "runtime/Mod.h"
+#include "runtime/RuntimeError.h"
+#include "runtime/cache/CudaKernelKey.h"
+#include "runtime/cache/Warmup.h"
+#include "runtime/cuda/Nvrtc.h"
+#include "tools/attnc/Command.h"
+#include "tools/attnc/Json.h"
+
+namespace fs = std::filesystem;
+
+namespace attnc::cli {
+
+const char* const kWarmupHelp = R"(Usage: attnc warmup MANIFEST.json [--jobs N] [--cache-dir DIR]
+
+Compiles every kernel MANIFEST.json lists into the kernel cache, N at a time,
+so that later runs find them cached (the deployment step). Each entry of the
+manifest names a mod file (or none, for the built-in mods), a score mod and/or
+a mask mod, and lists of dtypes, head dims and architectures: one kernel is
+built for every combination. Kernels already in the cache are not rebuilt.
+
+Prints one line per finished kernel on stderr (an updating line when stderr is
+a terminal), then a summary: how many were compiled, already cached, and
+failed, with each failure's reason. Needs NVRTC, not a GPU.
+
+Options:
+  --jobs N, -j N      compile N kernels at once (default: the number of CPUs)
+  --cache-dir DIR     the cache directory (default: $ATTNC_CACHE_DIR, else
+                      $XDG_CACHE_HOME/attnc, else ~/.cache/attnc)
+
+Manifest (see docs/cli.md and examples/warmup.json):
+  {"version": 1,
+   "kernels": [{"file": "mistral.attn", "mask_mod": "sliding_window",
+                "dtypes": ["bf16"], "head_dims": [64, 128],
+                "archs": ["sm_80", "sm_90"]}]}
+
+Exit status: 0 when every kernel is compiled or cached, 1 when a mod file has
+errors, 2 on usage errors, 3 when the manifest is malformed or any kernel
+failed.
+)";
+
+namespace {
+
+// One checked entry of the manifest.
+struct ManifestEntry {
+  std::string file;  // as written in the manifest; empty: the built-in mods
+  fs::path path;     // resolved against the manifest's directory
+  std::string score_mod, mask_mod;
+  std::vector<DType> dtypes;
+  std::vector<std::pair<int, int>> head_dims;  // (D, D_v)
+  std::vector<std::string> archs;
+  bool check_bounds = false;
+  std::map<std::string, DType> param_dtypes;  // storage of tensor parameters
+};
+
+// Throws RuntimeError "MANIFEST:LINE:COL: message" for anything that is not a valid manifest.
+std::vector<ManifestEntry> read_manifest(const std::string& manifest_path) {
+  std::ifstream in(manifest_path, std::ios::binary);
+  if (!in) throw RuntimeError(fmt::format("cannot read manifest '{}'", manifest_path));
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  std::vector<ManifestEntry> entries;
+  try {
+    JsonValue root = parse_json(text);
+    root.as_object("the manifest");
+    for (const std::string& key : root.keys) {
+      if (key != "version" && key != "kernels") {
+        throw JsonError(root.find(key)->where(fmt::format("unknown key \"{}\" (expected version, kernels)", key)));
+      }
+    }
+    const JsonValue* version = root.find("version");
+    if (version == nullptr) throw JsonError(root.where("missing \"version\": 1"));
+    if (version->as_integer("\"version\"") != 1) {
+      throw JsonError(version->where("this attnc reads manifest version 1"));
+    }
+    const JsonValue* kernels = root.find("kernels");
+    if (kernels == nullptr) throw JsonError(root.where("missing \"kernels\": [...]"));
+    for (const JsonValue& item : kernels->as_array("\"kernels\"")) {
+      item.as_object("each kernel entry");
+      ManifestEntry entry;
+      static const char* const kKeys[] = {"file",      "score_mod", "mask_mod",     "dtypes",
+                                          "head_dims", "archs",     "check_bounds", "param_dtypes"};
+      for (size_t i = 0; i < item.keys.size(); ++i) {
+        if (std::find(std::begin(kKeys), std::end(kKeys), item.keys[i]) == std::end(kKeys)) {
+          throw JsonError(item.items[i].where(fmt::format(
+              "unknown key \"{}\" (expected file, score_mod, mask_mod, dtypes, head_dims, archs, check_bounds, "
+              "param_dtypes)",
+              item.keys[i])));
+        }
+      }
+      auto optional_string = [&](const char* key) -> std::string {
+        const JsonValue* v = item.find(key);
+        if (v == nullptr || v->kind == JsonValue::Kind::Null) return "";
+        const std::string& s = v->as_string(fmt::format("\"{}\"", key));
+        if (s.empty()) throw JsonError(v->where(fmt::format("\"{}\" is empty", key)));
+        return s;
+      };
+      auto required_list = [&](const char* key) -> const std::vector<JsonValue>& {
+        const JsonValue* v = item.find(key);
+        if (v == nullptr) throw JsonError(item.where(fmt::format("missing \"{}\": [...]", key)));
+        const std::vector<JsonValue>& list = v->as_array(fmt::format("\"{}\"", key));
+        if (list.empty()) throw JsonError(v->where(fmt::format("\"{}\" is empty", key)));
+        return list;
+      };
+      entry.file = optional_string("file");
+      if (!entry.file.empty()) entry.path = fs::path(manifest_path).parent_path() / entry.file;
+      entry.score_mod = optional_string("score_mod");
+      entry.mask_mod = optional_string("mask_mod");
+      if (entry.score_mod.empty() && entry.mask_mod.empty()) {
+        throw JsonError(item.where("an entry needs a \"score_mod\", a \"mask_mod\" or both"));
+      }
+      for (const JsonValue& v : required_list("dtypes")) {
+        const std::string& name = v.as_string("a dtype");
+        if (name != "bf16" && name != "fp16") {
+          throw JsonError(v.where(fmt::format("dtype \"{}\": the kernels take \"bf16\" or \"fp16\"", name)));
+        }
+        entry.dtypes.push_back(name == "bf16" ? DType::BF16 : DType::F16);
+      }
+      for (const JsonValue& v : required_list("head_dims")) {
+        if (v.kind == JsonValue::Kind::Array) {
+          if (v.items.size() != 2) throw JsonError(v.where("a head dim pair is [D, D_v]"));
+          entry.head_dims.emplace_back(static_cast<int>(v.items[0].as_integer("D")),
+                                       static_cast<int>(v.items[1].as_integer("D_v")));
+        } else {
+          int d = static_cast<int>(v.as_integer("a head dim (D, or [D, D_v])"));
+          entry.head_dims.emplace_back(d, d);
+        }
+        if (entry.head_dims.back().first <= 0 || entry.head_dims.back().second <= 0) {
+          throw JsonError(v.where("a head dim must be positive"));
+        }
+      }
+      for (const JsonValue& v : required_list("archs")) {
+        const std::string& arch = v.as_string("an architecture");
+        try {
+          cuda::check_cuda_arch(arch);
+        } catch (const RuntimeError& e) {
+          throw JsonError(v.where(e.what()));
+        }
+        entry.archs.push_back(arch);
+      }
+      if (const JsonValue* v = item.find("check_bounds")) entry.check_bounds = v->as_bool("\"check_bounds\"");
+      if (const JsonValue* v = item.find("param_dtypes")) {
+        v->as_object("\"param_dtypes\"");
+        for (size_t i = 0; i < v->keys.size(); ++i) {
+          std::optional<DType> dtype = parse_dtype(v->items[i].as_string("a parameter's dtype"));
+          if (!dtype) throw JsonError(v->items[i].where(fmt::format("unknown dtype \"{}\"", v->items[i].string)));
+          entry.param_dtypes[v->keys[i]] = *dtype;
+        }
+      }
+      entries.push_back(std::move(entry));
+    }
+  } catch (const JsonError& e) {
+    throw RuntimeError(fmt::format("{}:{}", manifest_path, e.what()));
+  }
+  return entries;
+}
+
+// An entry's mods, loaded and optimised once for all of its kernels.
+struct EntryMods {
+  std::optional<Mod> score, mask;
+  std::vector<DType> score_storage, mask_storage;
+  std::string error;            // when loading failed: every kernel of the entry fails with it
+  bool mod_text_error = false;  // the error is diagnostics in the mod file
+};
+
+// The storage type of each tensor parameter of `mod`: from `param_dtypes`, else the default.
+std::vector<DType> storage_for(const Mod& mod, const ManifestEntry& entry) {
+  std::vector<DType> storage;
+  for (const ir::ParamDecl& param : mod.def().params) {
+    DType dtype = ir::default_storage(param.elem);
+    auto it = entry.param_dtypes.find(param.name);
+    if (it != entry.param_dtypes.end() && param.is_tensor()) {
+      dtype = it->second;
+      bool fits = param.elem == ir::Type::Float ? dtype_is_float(dtype)
+                  : param.elem == ir::Type::Int ? dtype_is_integer(dtype)
+                                                : dtype_is_boolean(dtype);
+      if (!fits) {
+        throw RuntimeError(fmt::format("{}: parameter '{}' holds {} elements; {} cannot store them", mod.describe(),
+                                       param.name, ir::type_name(param.elem), dtype_name(dtype)));
+      }
+    }
+    storage.push_back(dtype);
+  }
+  return storage;
+}
+
+EntryMods load_entry_mods(const ManifestEntry& entry) {
+  EntryMods mods;
+  try {
+    ir::Module module = entry.file.empty() ? ir::prelude_module() : ir::load_module_file(entry.path.string());
+    auto pick = [&](const std::string& name, ir::ModKind kind) -> std::optional<Mod> {
+      if (name.empty()) return std::nullopt;
+      Mod mod = Mod::from_module(module, name);
+      if (mod.kind() != kind) {
+        throw RuntimeError(fmt::format("'{}' is a {}, not a {}", name,
+                                       mod.kind() == ir::ModKind::Score ? "score_mod" : "mask_mod",
+                                       kind == ir::ModKind::Score ? "score_mod" : "mask_mod"));
+      }
+      return mod;
+    };
+    mods.score = pick(entry.score_mod, ir::ModKind::Score);
+    mods.mask = pick(entry.mask_mod, ir::ModKind::Mask);
+    for (const auto& [name, dtype] : entry.param_dtypes) {
+      bool known =
+          (mods.score && mods.score->def().find_param(name)) || (mods.mask && mods.mask->def().find_param(name));
+      if (!known) throw RuntimeError(fmt::format("\"param_dtypes\" names '{}', which no selected mod has", name));
+    }
+    if (mods.score) mods.score_storage = storage_for(*mods.score, entry);
+    if (mods.mask) mods.mask_storage = storage_for(*mods.mask, entry);
+  } catch (const dsl::CompileError& e) {
+    mods.error = e.what();
+    mods.mod_text_error = true;
+  } catch (const std::exception& e) {
+    mods.error = e.what();
+  }
+  return mods;
+}
+
+// How kernels are compiled: NVRTC, or (for attnc's own tests) a stand-in that records each
+// compile in a log file, selected by ATTNC_WARMUP_FAKE_COMPILER=LOGFILE.
+struct Backend {
+  std::string fake_log;  // empty: NVRTC
+  std::string nvrtc_version;
+};
+
+CachedKernel fake_compile(const std::string& log, const KernelKey& key, const std::string& label) {
+  std::string line = key.hash_hex() + " " + label + "\n";
+  int fd = ::open(log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) throw RuntimeError("cannot open the fake compiler's log '" + log + "'");
+  bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::close(fd);
+  if (!written) throw RuntimeError("cannot write the fake compiler's log '" + log + "'");
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));  // long enough for processes to overlap
+  return CachedKernel{"fake cubin\n" + key.serialize(), "entry=attnc_fake\n"};
+}
+
+std::vector<WarmupJob> make_jobs(const std::vector<ManifestEntry>& entries, const std::vector<EntryMods>& mods,
+                                 const Backend& backend) {
+  std::vector<WarmupJob> jobs;
+  for (size_t e = 0; e < entries.size(); ++e) {
+    const ManifestEntry& entry = entries[e];
+    const EntryMods& entry_mods = mods[e];
+    for (DType dtype : entry.dtypes) {
+      for (auto [head_dim, head_dim_v] : entry.head_dims) {
+        for (const std::string& arch : entry.archs) {
+          std::string label = entry.file.empty() ? "<built-in>" : entry.file;
+          if (!entry.score_mod.empty()) label += " score=" + entry.score_mod;
+          if (!entry.mask_mod.empty()) label += " mask=" + entry.mask_mod;
+          label += fmt::format(" {} d{}", dtype_name(dtype), head_dim);
+          if (head_dim_v != head_dim) label += fmt::format("/{}", head_dim_v);
+          label += " " + arch;
+          if (entry.check_bounds) label += " check-bounds";
+
+          CudaKernelRequest request;
+          request.spec.dtype = dtype;
+          request.spec.head_dim = head_dim;
+          request.spec.head_dim_v = head_dim_v;
+          request.spec.arch = arch;
+          request.check_bounds = entry.check_bounds;
+          if (entry_mods.error.empty()) {
+            request.score = entry_mods.score ? &entry_mods.score->def() : nullptr;
+            request.score_storage = entry_mods.score_storage;
+            request.mask = entry_mods.mask ? &entry_mods.mask->def() : nullptr;
+            request.mask_storage = entry_mods.mask_storage;
+          }
+          auto make_key = [&entry_mods, &backend, request] {
+            if (!entry_mods.error.empty()) throw RuntimeError(entry_mods.error);
+            return make_cuda_kernel_key(request, backend.nvrtc_version);
+          };
+          KernelCache::Compiler compile = [&backend, request, label](const KernelKey& key) {
+            if (!backend.fake_log.empty()) return fake_compile(backend.fake_log, key, label);
+            return compile_cuda_kernel(request);
+          };
+          jobs.push_back(WarmupJob{label, make_key, compile});
+        }
+      }
+    }
+  }
+  return jobs;
+}
+
+// Only the first line of a multi-line reason goes on the progress line.
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+}  // namespace
+
+int run_warmup(Args args) {
+  std::string manifest, cache_dir;
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--jobs" || arg == "-j") {
+      const std::string& value = option_value(args, i);
+      char* end = nullptr;
+      long n = std::strtol(value.c_str(), &end, 10);
+      if (value.empty() || *end != '\0' || n < 1 || n > 1024) {
+        throw UsageError("--jobs takes a number from 1 to 1024, got '" + value + "'");
+      }
+      threads = static_cast<int>(n);
+    } else if (arg == "--cache-dir") {
+      cache_dir = option_value(args, i);
+    } else if (arg.starts_with("-")) {
+      throw UsageError("unknown option '" + arg + "'");
+    } else if (manifest.empty()) {
+      manifest = arg;
+    } else {
+      throw UsageError("more than one manifest given ('" + manifest + "' and '" + arg + "')");
+    }
+  }
+  if (manifest.empty()) throw UsageError("no manifest given");
+
+  std::vector<ManifestEntry> entries = read_manifest(manifest);
+  Backend backend;
+  if (const char* fake = std::getenv("ATTNC_WARMUP_FAKE_COMPILER"); fake != nullptr && *fake != '\0') {
+    backend.fake_log = fake;
+    backend.nvrtc_version = "fake";
+  } else {
+    if (!cuda::Nvrtc::available()) {
+      throw RuntimeError("warmup compiles kernels with NVRTC, which cannot be used here: " +
+                         cuda::Nvrtc::unavailable_reason());
+    }
+    backend.nvrtc_version = cuda::Nvrtc::get().version();
+  }
+
+  std::vector<EntryMods> mods;
+  bool mod_text_errors = false;
+  for (const ManifestEntry& entry : entries) {
+    mods.push_back(load_entry_mods(entry));
+    mod_text_errors = mod_text_errors || mods.back().mod_text_error;
+  }
+  std::vector<WarmupJob> jobs = make_jobs(entries, mods, backend);
+
+  KernelCacheOptions options;
+  options.directory = cache_dir;
+  options.require_disk = true;
+  options.max_disk_bytes = 0;  // a warmup never evicts what it (or an earlier one) just built
+  KernelCache cache(options);
+
+  bool tty = ::isatty(STDERR_FILENO) != 0;
+  auto on_done = [&](const WarmupOutcome& outcome, size_t done, size_t total) {
+    const char* status = outcome.status == WarmupOutcome::Status::Compiled ? "compiled"
+                         : outcome.status == WarmupOutcome::Status::Cached ? "cached"
+                                                                           : "FAILED";
+    std::string line = fmt::format("[{}/{}] {:<8} {} ({:.2f} s)", done, total, status, outcome.label, outcome.seconds);
+    if (outcome.status == WarmupOutcome::Status::Failed) line += ": " + first_line(outcome.reason);
+    if (tty) {
+      // One line redrawn in place; failures stay on screen.
+      fmt::print(stderr, "\r\033[K{}{}", line,
+                 outcome.status == WarmupOutcome::Status::Failed || done == total ? "\n" : "");
+    } else {
+      fmt::print(stderr, "{}\n", line);
+    }
+    std::fflush(stderr);
+  };
+  WarmupSummary summary = warm_cache(cache, jobs, threads, on_done);
+
+  fmt::print("warmup: {} kernel{}: {} compiled, {} already cached, {} failed ({:.2f} s, {} job{}) in {}\n", jobs.size(),
+             jobs.size() == 1 ? "" : "s", summary.compiled, summary.cached, summary.failed, summary.seconds, threads,
+             threads == 1 ? "" : "s", cache.directory().string());
+  if (summary.failed > 0) {
+    fmt::print(stderr, "failed:\n");
+    for (const WarmupOutcome& outcome : summary.outcomes) {
+      if (outcome.status != WarmupOutcome::Status::Failed) continue;
+      fmt::print(stderr, "  {}:\n", outcome.label);
+      std::string reason = outcome.reason;
+      while (!reason.empty() && reason.back() == '\n') reason.pop_back();
+      for (size_t start = 0; start <= reason.size();) {
+        size_t end = std::min(reason.find('\n', start), reason.size());
+        fmt::print(stderr, "    {}\n", reason.substr(start, end - start));
+        start = end + 1;
+      }
+    }
+  }
+  if (summary.failed == 0) return kExitOk;
+  return mod_text_errors ? kExitCompileError : kExitRuntime;
+}
+
+}  // namespace attnc::cli
