@@ -1,5 +1,18 @@
 # Third-party packages, all from Debian (scripts/setup.sh installs them).
-find_package(fmt REQUIRED)
+# ATTNC_FMT_HEADER_ONLY: use fmt's headers from ATTNC_DEPS_INCLUDE_DIR with FMT_HEADER_ONLY instead of
+# an installed libfmt (the GPU machine has none; tools/gpu/prepare.sh copies the headers there).
+option(ATTNC_FMT_HEADER_ONLY "Use header-only fmt from ATTNC_DEPS_INCLUDE_DIR" OFF)
+set(ATTNC_DEPS_INCLUDE_DIR "" CACHE PATH "Folder holding fmt/ and catch2/ headers (tools/gpu/deps/include)")
+if(ATTNC_FMT_HEADER_ONLY)
+  if(NOT EXISTS "${ATTNC_DEPS_INCLUDE_DIR}/fmt/format.h")
+    message(FATAL_ERROR "ATTNC_FMT_HEADER_ONLY needs ATTNC_DEPS_INCLUDE_DIR/fmt/format.h")
+  endif()
+  add_library(fmt::fmt INTERFACE IMPORTED)
+  target_include_directories(fmt::fmt SYSTEM INTERFACE ${ATTNC_DEPS_INCLUDE_DIR})
+  target_compile_definitions(fmt::fmt INTERFACE FMT_HEADER_ONLY=1)
+else()
+  find_package(fmt REQUIRED)
+endif()
 find_package(Threads REQUIRED)
 
 set(ATTNC_HAVE_LLVM OFF)

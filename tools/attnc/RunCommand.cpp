@@ -1,17 +1,21 @@
-// attnc run: attention on the CPU with a file's mods over .npy tensors.
+// attnc run: attention with a file's mods over .npy tensors, on the CPU or (--device cuda) a GPU.
 
 #include <charconv>
 #include <cmath>
 #include <optional>
+#include <variant>
 
 #include <fmt/format.h>
 
 #include "compiler/Frontend.h"
+#include "runtime/Attention.h"
 #include "runtime/Mod.h"
 #include "runtime/Npy.h"
 #include "runtime/ReferenceAttention.h"
 #include "runtime/RuntimeError.h"
 #include "runtime/cpu/CpuFlashAttention.h"
+#include "runtime/cuda/CudaDriver.h"
+#include "runtime/cuda/DeviceTensor.h"
 #include "tools/attnc/Command.h"
 
 namespace attnc::cli {
@@ -20,11 +24,16 @@ const char* const kRunHelp = R"(Usage: attnc run FILE [--score-mod NAME] [--mask
                  --q Q.npy --k K.npy --v V.npy -o OUT.npy
                  [--arg NAME=VALUE | --arg NAME=FILE.npy]... [--scale X]
                  [--lse LSE.npy] [--check-bounds] [--kernel flash|standard]
+                 [--device cpu|cuda]
 
-Runs attention with the mods NAME of FILE on the CPU and writes the output as
-.npy. The default kernel is flash: tiled, fp32, on all cores, skipping tiles the
-mask removes; --kernel standard runs the reference kernel (materialised scores,
-softmax in fp64), slow but the oracle the others are tested against.
+Runs attention with the mods NAME of FILE and writes the output as .npy. On the
+CPU (the default device) the kernel is flash: tiled, fp32, on all cores, skipping
+tiles the mask removes; --kernel standard runs the reference kernel (materialised
+scores, softmax in fp64), slow but the oracle the others are tested against.
+With --device cuda the inputs (and tensor arguments) are copied to GPU 0, the
+mods are compiled into a flash-attention kernel through the kernel cache
+(ATTNC_CACHE_DIR), and the results are copied back. The GPU needs fp16 or bf16
+q, k and v of one dtype.
 
 Shapes: q is (B, H, S, D); k is (B, H_kv, S_kv, D) and v is (B, H_kv, S_kv, D_v),
 with H a multiple of H_kv (grouped-query attention; H_kv = 1 is multi-query).
@@ -44,7 +53,10 @@ Options:
   --lse FILE          also write the natural log-sum-exp, (B, H, S) fp32
   --check-bounds      fail on an out-of-range tensor index, naming the mod,
                       parameter, index and position, instead of clamping it
-  --kernel NAME       flash (the default) or standard (the fp64 reference)
+  --kernel NAME       flash (the default) or standard (the fp64 reference);
+                      CPU only
+  --device NAME       cpu (the default) or cuda (needs the CUDA driver,
+                      libcuda.so.1, and a GPU)
 
 Exit status: 0 on success, 1 when FILE has errors, 2 on usage errors, 3 when
 files, shapes or arguments do not fit.
@@ -58,6 +70,8 @@ struct RunOptions {
   std::optional<float> scale;
   bool check_bounds = false;
   bool flash = true;  // --kernel flash (default) or standard
+  bool kernel_given = false;
+  bool cuda = false;  // --device cuda
 };
 
 float parse_float(const std::string& text, const std::string& what) {
@@ -78,20 +92,37 @@ bool parse_kernel(const std::string& name) {
   return name == "flash";
 }
 
+bool parse_device(const std::string& name) {
+  if (name != "cpu" && name != "cuda") throw UsageError("--device takes 'cpu' or 'cuda', got '" + name + "'");
+  return name == "cuda";
+}
+
 RunOptions parse_options(Args args) {
   RunOptions o;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
-    if (arg == "--score-mod") o.score_mod = option_value(args, i);
-    else if (arg == "--mask-mod") o.mask_mod = option_value(args, i);
-    else if (arg == "--q") o.q = option_value(args, i);
-    else if (arg == "--k") o.k = option_value(args, i);
-    else if (arg == "--v") o.v = option_value(args, i);
-    else if (arg == "-o" || arg == "--out") o.out = option_value(args, i);
-    else if (arg == "--lse") o.lse = option_value(args, i);
-    else if (arg == "--check-bounds") o.check_bounds = true;
-    else if (arg == "--kernel") o.flash = parse_kernel(option_value(args, i));
-    else if (arg == "--scale") o.scale = parse_float(option_value(args, i), "--scale");
+    if (arg == "--score-mod")
+      o.score_mod = option_value(args, i);
+    else if (arg == "--mask-mod")
+      o.mask_mod = option_value(args, i);
+    else if (arg == "--q")
+      o.q = option_value(args, i);
+    else if (arg == "--k")
+      o.k = option_value(args, i);
+    else if (arg == "--v")
+      o.v = option_value(args, i);
+    else if (arg == "-o" || arg == "--out")
+      o.out = option_value(args, i);
+    else if (arg == "--lse")
+      o.lse = option_value(args, i);
+    else if (arg == "--check-bounds")
+      o.check_bounds = true;
+    else if (arg == "--kernel")
+      o.flash = parse_kernel(option_value(args, i)), o.kernel_given = true;
+    else if (arg == "--device")
+      o.cuda = parse_device(option_value(args, i));
+    else if (arg == "--scale")
+      o.scale = parse_float(option_value(args, i), "--scale");
     else if (arg == "--arg") {
       const std::string& binding = option_value(args, i);
       size_t eq = binding.find('=');
@@ -108,6 +139,7 @@ RunOptions parse_options(Args args) {
   if (o.file.empty()) throw UsageError("no mod file given");
   if (o.q.empty() || o.k.empty() || o.v.empty()) throw UsageError("--q, --k and --v are required");
   if (o.out.empty()) throw UsageError("-o OUT.npy is required");
+  if (o.cuda && o.kernel_given) throw UsageError("--kernel chooses a CPU kernel; it does not go with --device cuda");
   return o;
 }
 
@@ -144,6 +176,42 @@ bool bind_argument(Mod& mod, const std::string& name, const std::string& value) 
   return true;
 }
 
+// A copy of `mod` whose tensor arguments live on the GPU.
+Mod with_device_tensors(const Mod& mod) {
+  Mod copy = mod;
+  for (size_t i = 0; i < mod.def().params.size(); ++i) {
+    const auto& argument = mod.argument(i);
+    if (argument) {
+      if (const Tensor* t = std::get_if<Tensor>(&*argument)) copy.bind(mod.def().params[i].name, cuda::to_device(*t));
+    }
+  }
+  return copy;
+}
+
+// Copies the inputs to GPU 0, runs attention there and copies `out` (and `lse`) back.
+void run_on_gpu(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const AttentionOptions& options,
+                const std::optional<Mod>& score_mod, const std::optional<Mod>& mask_mod, std::optional<Tensor>& lse) {
+  cuda::CudaDriver& driver = cuda::CudaDriver::get();  // "no CUDA driver (libcuda.so.1) on this machine"
+  if (driver.device_count() == 0) throw RuntimeError("the CUDA driver sees no GPU on this machine");
+  driver.use_device(0);
+  if (q.dtype() != DType::F16 && q.dtype() != DType::BF16) {
+    throw RuntimeError(fmt::format("--device cuda needs fp16 or bf16 inputs; q is {}", dtype_name(q.dtype())));
+  }
+  std::optional<Mod> score_dev, mask_dev;
+  if (score_mod) score_dev = with_device_tensors(*score_mod);
+  if (mask_mod) mask_dev = with_device_tensors(*mask_mod);
+  AttentionOptions device_options = options;
+  device_options.score_mod = score_dev ? &*score_dev : nullptr;
+  device_options.mask_mod = mask_dev ? &*mask_dev : nullptr;
+  Tensor device_out = cuda::empty_device_tensor(out.dtype(), out.shape());
+  Tensor device_lse;
+  if (lse) device_lse = cuda::empty_device_tensor(DType::F32, lse->shape());
+  attention(cuda::to_device(q), cuda::to_device(k), cuda::to_device(v), device_out, device_options,
+            lse ? &device_lse : nullptr);
+  out = cuda::to_host(device_out);
+  if (lse) lse = cuda::to_host(device_lse);
+}
+
 }  // namespace
 
 int run_run(Args args) {
@@ -170,7 +238,9 @@ int run_run(Args args) {
   Tensor out = Tensor::empty(q.dtype(), {q.shape()[0], q.shape()[1], q.shape()[2], v.shape()[3]});
   std::optional<Tensor> lse;
   if (!o.lse.empty()) lse = Tensor::empty(DType::F32, {q.shape()[0], q.shape()[1], q.shape()[2]});
-  if (o.flash) {
+  if (o.cuda) {
+    run_on_gpu(q, k, v, out, options, score_mod, mask_mod, lse);
+  } else if (o.flash) {
     flash_attention(q, k, v, out, options, lse ? &*lse : nullptr);
   } else {
     standard_attention(q, k, v, out, options, lse ? &*lse : nullptr);
