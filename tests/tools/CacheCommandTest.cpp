@@ -13,6 +13,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/tools/AttncProcess.h"
+
 #include "runtime/cache/KernelCache.h"
 
 namespace fs = std::filesystem;
@@ -20,46 +22,14 @@ using namespace attnc;
 
 namespace {
 
-struct Result {
-  int status = -1;
-  std::string out, err;
+using attnc_test::run_attnc;
+using attnc_test::slurp;
+using Result = attnc_test::AttncResult;
+
+// A scratch directory for one test.
+struct TempDirectory : attnc_test::TempDirectory {
+  TempDirectory() : attnc_test::TempDirectory("attnc-cache-cli") {}
 };
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-class TempDirectory {
- public:
-  TempDirectory() {
-    static std::atomic<int> counter{0};
-    path_ =
-        fs::temp_directory_path() / ("attnc-cache-cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDirectory() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-// Runs `attnc ARGS` with the environment assignments `env` ("NAME=value ..." or empty).
-Result run_attnc(const std::string& args, const fs::path& scratch, const std::string& env = "") {
-  std::string command = "cd '" + std::string(ATTNC_SOURCE_DIR) + "' && " + env + " '" + ATTNC_BINARY + "' " + args +
-                        " >'" + (scratch / "out.txt").string() + "' 2>'" + (scratch / "err.txt").string() + "'";
-  int raw = std::system(command.c_str());
-  Result r;
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  r.out = slurp(scratch / "out.txt");
-  r.err = slurp(scratch / "err.txt");
-  return r;
-}
 
 KernelKey key_number(uint64_t i) {
   KernelKey key;

@@ -12,6 +12,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/tools/AttncProcess.h"
+
 #include "compiler/Frontend.h"
 #include "runtime/Mod.h"
 #include "runtime/Npy.h"
@@ -21,15 +23,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int status = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using attnc_test::slurp;
+using Result = attnc_test::AttncResult;
 
 fs::path scratch_dir() {
   fs::path dir = fs::temp_directory_path() / ("attnc-cli-test-" + std::to_string(::getpid()));
@@ -37,18 +32,7 @@ fs::path scratch_dir() {
   return dir;
 }
 
-// Runs attnc with `args` (already shell-quoted where needed) from the source directory.
-Result run_attnc(const std::string& args) {
-  fs::path dir = scratch_dir();
-  std::string command = std::string("cd '") + ATTNC_SOURCE_DIR + "' && '" + ATTNC_BINARY + "' " + args + " >'" +
-                        (dir / "out.txt").string() + "' 2>'" + (dir / "err.txt").string() + "'";
-  int raw = std::system(command.c_str());
-  Result r;
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  r.out = slurp(dir / "out.txt");
-  r.err = slurp(dir / "err.txt");
-  return r;
-}
+Result run_attnc(const std::string& args) { return attnc_test::run_attnc(args, scratch_dir()); }
 
 fs::path write_file(const std::string& name, const std::string& text) {
   fs::path path = scratch_dir() / name;

@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/tools/AttncProcess.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,10 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int status = -1;
-  std::string err;
-};
+using Result = attnc_test::AttncResult;
 
 fs::path scratch() {
   fs::path dir = fs::temp_directory_path() / ("attnc-run-device-test-" + std::to_string(::getpid()));
@@ -33,14 +32,7 @@ fs::path scratch() {
   return dir;
 }
 
-Result run_attnc(const std::string& args) {
-  const fs::path err = scratch() / "err.txt";
-  std::string command = std::string("cd '") + ATTNC_SOURCE_DIR + "' && '" + ATTNC_BINARY + "' " + args +
-                        " >/dev/null 2>'" + err.string() + "'";
-  int raw = std::system(command.c_str());
-  std::ifstream in(err);
-  return Result{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, std::string(std::istreambuf_iterator<char>(in), {})};
-}
+Result run_attnc(const std::string& args) { return attnc_test::run_attnc(args, scratch()); }
 
 // fp16 inputs (the GPU kernel takes fp16 / bf16), written as .npy; returns the common arguments.
 std::string write_inputs() {

@@ -16,58 +16,24 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/tools/AttncProcess.h"
+
 #include "runtime/cache/CacheDirectory.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int status = -1;
-  std::string out, err;
+using attnc_test::attnc_command;
+using attnc_test::quoted;
+using attnc_test::run_attnc;
+using attnc_test::slurp;
+using Result = attnc_test::AttncResult;
+
+// A scratch directory for one test.
+struct TempDirectory : attnc_test::TempDirectory {
+  TempDirectory() : attnc_test::TempDirectory("attnc-warmup-cli") {}
 };
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-class TempDirectory {
- public:
-  TempDirectory() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("attnc-warmup-cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDirectory() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-std::string quoted(const fs::path& path) { return "'" + path.string() + "'"; }
-
-// The shell command that runs `attnc ARGS` with output to scratch/NAME.out and NAME.err.
-std::string attnc_command(const std::string& args, const fs::path& scratch, const std::string& name,
-                          const std::string& env) {
-  return env + " " + quoted(ATTNC_BINARY) + " " + args + " >" + quoted(scratch / (name + ".out")) + " 2>" +
-         quoted(scratch / (name + ".err"));
-}
-
-Result run_attnc(const std::string& args, const fs::path& scratch, const std::string& env = "") {
-  int raw = std::system(("cd " + quoted(ATTNC_SOURCE_DIR) + " && " + attnc_command(args, scratch, "run", env)).c_str());
-  Result r;
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  r.out = slurp(scratch / "run.out");
-  r.err = slurp(scratch / "run.err");
-  return r;
-}
 
 fs::path write_file(const fs::path& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
