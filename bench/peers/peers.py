@@ -5,11 +5,11 @@ Usage (run.sh sets up the virtual environment and calls this):
                   [--dtype fp32,bf16] [--mod all] [--repeat 3] [--threads N]
                   [--work DIR] [--results DIR]
 
-One run does everything, so every ratio compares times taken on the same machine state:
-  1. `attnc bench --dump DIR --json DIR/attnc.json` times attnc's flash kernel on each case and
-     writes its inputs (q, k, v) and outputs as .npy;
-  2. each peer runs the same inputs with the same mod, after warm-up runs (compilation), and the
-     median of --repeat timed runs is taken;
+One run does everything, case by case, so every ratio compares times taken moments apart:
+  1. `attnc bench --no-ceiling --dump DIR --json DIR/attnc.json` for one case times attnc's flash
+     kernel and writes the inputs (q, k, v) and attnc's output as .npy;
+  2. each peer runs the same inputs with the same mod right after, with warm-up runs
+     (compilation), and the median of --repeat timed runs is taken;
   3. each peer's output is compared with attnc's (max |difference|, tolerances below);
   4. a table goes to stdout, and JSON + Markdown (with the machine description) to --results.
 
@@ -263,20 +263,6 @@ def main() -> int:
     machine = machine_description()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    bench_json = work / "attnc.json"
-    command = [
-        args.attnc, "bench", "--seq", args.seq, "--head-dim", args.head_dim, "--dtype", args.dtype,
-        "--mod", args.mod, "--repeat", str(args.repeat), "--threads", str(args.threads),
-        "--dump", str(work / "dump"), "--json", str(bench_json),
-    ]  # fmt: skip
-    print("$ " + " ".join(command), flush=True)
-    attnc_run = subprocess.run(command, text=True, capture_output=True)
-    sys.stdout.write(attnc_run.stdout)
-    if attnc_run.returncode != 0:
-        sys.stderr.write(attnc_run.stderr)
-        print(f"attnc bench failed with exit status {attnc_run.returncode}", file=sys.stderr)
-        return 1
-    bench = json.loads(bench_json.read_text())
 
     import torch
 
@@ -290,11 +276,38 @@ def main() -> int:
         versions["jax"] = attnax_peers.jax.__version__
         versions["attnax"] = md.version("attnax")
 
+    # attnc is timed case by case, right before the peers run the same case, so that a change in
+    # the machine's load (it may be shared) weighs on both sides of each ratio alike.
+    mods = ["none", "causal", "alibi-causal", "sliding-window", "document", "softcap"] if args.mod == "all" \
+        else args.mod.split(",")  # fmt: skip
+    cases = []
+    attnc_stdout = []
+    for seq in args.seq.split(","):
+        for head_dim in args.head_dim.split(","):
+            for dtype in args.dtype.split(","):
+                for mod in mods:
+                    cases.append((seq, head_dim, dtype, mod))
     rows = []
-    print(f"\n{'case':<34} {'peer':<11} {'peer_ms':>10} {'attnc_ms':>10} {'peer/attnc':>10} {'max|diff|':>10}  check")
-    for case in bench["cases"]:
-        if case["error"]:
-            continue
+    bench = None
+    attnc_cases = []
+    header = f"\n{'case':<34} {'peer':<11} {'peer_ms':>10} {'attnc_ms':>10} {'peer/attnc':>10} {'max|diff|':>10}  check"
+    print(header)
+    for seq_text, head_dim_text, dtype_text, mod_text in cases:
+        bench_json = work / "attnc.json"
+        command = [
+            args.attnc, "bench", "--seq", seq_text, "--head-dim", head_dim_text, "--dtype", dtype_text,
+            "--mod", mod_text, "--repeat", str(args.repeat), "--threads", str(args.threads), "--no-ceiling",
+            "--dump", str(work / "dump"), "--json", str(bench_json),
+        ]  # fmt: skip
+        attnc_run = subprocess.run(command, text=True, capture_output=True)
+        attnc_stdout.append("$ " + " ".join(command[1:]) + "\n" + attnc_run.stdout)
+        if attnc_run.returncode != 0:
+            sys.stderr.write(attnc_run.stdout + attnc_run.stderr)
+            print(f"attnc bench failed with exit status {attnc_run.returncode}", file=sys.stderr)
+            return 1
+        bench = json.loads(bench_json.read_text())
+        case = bench["cases"][0]
+        attnc_cases.append(case)
         dtype, seq, head_dim, mod = case["dtype"], case["seq"], case["head_dim"], case["mod"]
         case_dir = work / "dump" / f"{dtype}-S{seq}-D{head_dim}"
         q, k, v = (load_input(case_dir / f"{name}.npy", dtype) for name in ("q", "k", "v"))
@@ -339,10 +352,11 @@ def main() -> int:
     results.mkdir(parents=True, exist_ok=True)
     stem = f"peers-cpu-{date}{('-' + args.tag) if args.tag else ''}"
     report = {"date": date, "machine": machine, "versions": versions, "threads": args.threads,
-              "repeat": args.repeat, "attnc": bench, "peers": rows,
+              "repeat": args.repeat, "attnc": {"jit": bench["jit"] if bench else "?", "cases": attnc_cases},
+              "peers": rows,
               "load_average_at_end": os.getloadavg()}  # fmt: skip
     (results / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    write_markdown(results / f"{stem}.md", report, attnc_run.stdout)
+    write_markdown(results / f"{stem}.md", report, "\n".join(attnc_stdout))
     print(f"\nwrote {results / (stem + '.json')} and {results / (stem + '.md')}")
     bad = [r for r in rows if r["status"].startswith("MISMATCH")]
     return 1 if bad else 0
@@ -366,7 +380,8 @@ def write_markdown(path: Path, report: dict, attnc_stdout: str) -> None:
         f"at end {report['load_average_at_end']}",
         f"- {m.get('platform')}, Python {m.get('python')}; "
         + ", ".join(f"{k} {v}" for k, v in report["versions"].items()),
-        f"- attnc: mods by {report['attnc']['jit']}; ceiling BLAS: {report['attnc']['blas']}",
+        f"- attnc: mods by {report['attnc']['jit']}; timed case by case (`attnc bench --no-ceiling`) "
+        "right before the peers run the same case",
         "",
         "## Results",
         "",

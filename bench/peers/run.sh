@@ -27,13 +27,11 @@ if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import torch, attna
   echo "run.sh: setting up $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --upgrade pip
-  # The torch wheel on PyPI depends on ~3 GB of CUDA packages (cuda-toolkit, cudnn, nccl, triton)
-  # that a CPU-only run never loads. Install torch alone, then its pure-Python dependencies:
-  # `import torch` and the CPU paths (SDPA, inductor's C++ backend for torch.compile) work without
-  # the CUDA packages.
-  "$venv/bin/pip" install --quiet --no-deps torch
-  "$venv/bin/pip" install --quiet filelock 'typing-extensions>=4.13.0' 'setuptools>=77.0.3' 'sympy>=1.13.3' \
-    'networkx>=2.5.1' jinja2 'fsspec>=0.8.5'
+  # The torch wheel on PyPI is a CUDA build: it depends on ~3 GB of CUDA packages (cuda-toolkit,
+  # cuDNN, NCCL, NVSHMEM, triton), and without them `import torch` fails (libtorch_cuda.so needs
+  # libcufile.so.0 and others at load time), even for CPU-only use. PyPI has no CPU-only torch,
+  # so the full dependency set is installed (the venv is about 6 GB).
+  "$venv/bin/pip" install --quiet torch
   "$venv/bin/pip" install --quiet numpy attnax jax
 fi
 

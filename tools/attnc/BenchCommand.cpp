@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -37,7 +38,9 @@ const char* const kBenchHelp = R"(Usage: attnc bench [--seq LIST] [--head-dim LI
 
 Times the CPU flash kernel over a suite of cases and prints, per case, the
 median time over N runs (after one warm-up run, whose time includes compiling
-the mods), GFLOP/s, and the ratio to a ceiling measured in the same run.
+the mods), GFLOP/s, and the ratio to a ceiling measured in the same run. The
+runs of one shape's mods are interleaved (run 1 of each mod, then run 2, ...),
+so a change of load on a shared machine weighs on every mod alike.
 
 The full suite (the default): B=1, H=8, S in {1024, 4096, 16384}, D in {64, 128},
 fp32 and bf16, and the mods
@@ -415,70 +418,101 @@ struct CaseResult {
   std::string error;
 };
 
-CaseResult run_case(BenchMod which, DType dtype, int seq, int head_dim, const Tensor& q, const Tensor& k,
-                    const Tensor& v, const BenchConfig& c) {
-  CaseResult r;
-  r.mod = which;
-  r.dtype = dtype;
-  r.seq = seq;
-  r.head_dim = head_dim;
-  r.id = fmt::format("{}-{}-S{}-D{}", mod_name(which), dtype_name(dtype), seq, head_dim);
-  CaseMods mods = make_mods(which, c, seq);
-  r.total = int64_t(c.batch) * c.heads * int64_t(seq) * seq;
-  r.kept = kept_pairs_formula(which, mods, c.batch, c.heads, seq);
-  if (mods.mask) {
-    int64_t counted = kept_pairs_counted(*mods.mask, c.batch, c.heads, seq);
-    if (counted != r.kept) {
-      throw InternalError(
-          fmt::format("{}: the mask keeps {} pairs but the closed form says {}", r.id, counted, r.kept));
+// One case from set-up to result. The timed runs of a shape's cases are interleaved (run 1 of
+// every mod, then run 2, ...), so a change in the machine's load while the group runs weighs on
+// every mod alike and the "x none" ratios stay meaningful on a shared machine.
+class CaseRun {
+ public:
+  // Builds the mods, counts the kept pairs and makes the warm-up call (which compiles the mods).
+  CaseRun(BenchMod which, DType dtype, int seq, int head_dim, const Tensor& q, const Tensor& k, const Tensor& v,
+          const BenchConfig& c)
+      : q_(q), k_(k), v_(v), config_(c) {
+    r_.mod = which;
+    r_.dtype = dtype;
+    r_.seq = seq;
+    r_.head_dim = head_dim;
+    r_.id = fmt::format("{}-{}-S{}-D{}", mod_name(which), dtype_name(dtype), seq, head_dim);
+    try {
+      mods_ = make_mods(which, c, seq);
+      r_.total = int64_t(c.batch) * c.heads * int64_t(seq) * seq;
+      r_.kept = kept_pairs_formula(which, mods_, c.batch, c.heads, seq);
+      if (mods_.mask) {
+        int64_t counted = kept_pairs_counted(*mods_.mask, c.batch, c.heads, seq);
+        if (counted != r_.kept) {
+          throw InternalError(
+              fmt::format("{}: the mask keeps {} pairs but the closed form says {}", r_.id, counted, r_.kept));
+        }
+      }
+      // kept is summed over every (b, h) already: 4 * B * H * D * (kept pairs per head).
+      r_.flops = 4.0 * head_dim * double(r_.kept);
+      r_.backend = mods_.mask    ? compile_cpu_program(*mods_.mask)->backend()
+                   : mods_.score ? compile_cpu_program(*mods_.score)->backend()
+                                 : "-";
+      out_ = Tensor::empty(dtype, {c.batch, c.heads, seq, head_dim});
+      Clock::time_point start = Clock::now();
+      call();
+      r_.first_ms = to_ms(Clock::now() - start);
+    } catch (const RuntimeError& e) {
+      r_.error = e.what();
     }
   }
-  // kept is summed over every (b, h) already: 4 * B * H * D * (kept pairs per head).
-  r.flops = 4.0 * head_dim * double(r.kept);
-  r.backend = mods.mask    ? compile_cpu_program(*mods.mask)->backend()
-              : mods.score ? compile_cpu_program(*mods.score)->backend()
-                           : "-";
+  CaseRun(const CaseRun&) = delete;
+  CaseRun& operator=(const CaseRun&) = delete;
 
-  AttentionOptions options;
-  options.score_mod = mods.score ? &*mods.score : nullptr;
-  options.mask_mod = mods.mask ? &*mods.mask : nullptr;
-  FlashOptions flash;
-  flash.num_threads = c.threads;
-  flash.stats = &r.stats;
-  Tensor out = Tensor::empty(dtype, {c.batch, c.heads, seq, head_dim});
-
-  Clock::time_point start = Clock::now();
-  flash_attention(q, k, v, out, options, flash);
-  r.first_ms = to_ms(Clock::now() - start);
-  for (int rep = 0; rep < c.repeat; ++rep) {
-    r.stats = {};
-    start = Clock::now();
-    flash_attention(q, k, v, out, options, flash);
-    r.times_ms.push_back(to_ms(Clock::now() - start));
+  void time_once() {
+    if (!r_.error.empty()) return;
+    try {
+      Clock::time_point start = Clock::now();
+      call();
+      r_.times_ms.push_back(to_ms(Clock::now() - start));
+    } catch (const RuntimeError& e) {
+      r_.error = e.what();
+    }
   }
-  r.median_ms = median(r.times_ms);
-  r.min_ms = *std::min_element(r.times_ms.begin(), r.times_ms.end());
-  r.gflops = r.flops / r.median_ms * 1e-6;
 
-  int64_t non_finite = 0;
-  for (float x : out.to_float_vector()) {
-    if (!std::isfinite(x))
-      ++non_finite;
-    else
-      r.checksum += std::fabs(x);
+  // Medians, the finiteness check and the dump.
+  CaseResult finish() {
+    if (!r_.error.empty()) return r_;
+    r_.median_ms = median(r_.times_ms);
+    r_.min_ms = *std::min_element(r_.times_ms.begin(), r_.times_ms.end());
+    r_.gflops = r_.flops / r_.median_ms * 1e-6;
+    int64_t non_finite = 0;
+    for (float x : out_.to_float_vector()) {
+      if (!std::isfinite(x))
+        ++non_finite;
+      else
+        r_.checksum += std::fabs(x);
+    }
+    if (non_finite > 0) r_.error = fmt::format("{} of {} outputs are not finite", non_finite, out_.numel());
+    if (!config_.dump.empty()) {
+      std::filesystem::path path = std::filesystem::path(config_.dump) /
+                                   fmt::format("{}-S{}-D{}", dtype_name(r_.dtype), r_.seq, r_.head_dim) /
+                                   fmt::format("out-{}.npy", mod_name(r_.mod));
+      write_npy(path.string(), out_);
+      r_.output_path = path.string();
+      if (mods_.document_ids) write_npy((path.parent_path() / "document_ids.npy").string(), *mods_.document_ids);
+    }
+    return r_;
   }
-  if (non_finite > 0) r.error = fmt::format("{} of {} outputs are not finite", non_finite, out.numel());
 
-  if (!c.dump.empty()) {
-    std::filesystem::path path = std::filesystem::path(c.dump) /
-                                 fmt::format("{}-S{}-D{}", dtype_name(dtype), seq, head_dim) /
-                                 fmt::format("out-{}.npy", mod_name(which));
-    write_npy(path.string(), out);
-    r.output_path = path.string();
-    if (mods.document_ids) write_npy((path.parent_path() / "document_ids.npy").string(), *mods.document_ids);
+ private:
+  void call() {
+    AttentionOptions options;
+    options.score_mod = mods_.score ? &*mods_.score : nullptr;
+    options.mask_mod = mods_.mask ? &*mods_.mask : nullptr;
+    FlashOptions flash;
+    flash.num_threads = config_.threads;
+    r_.stats = {};
+    flash.stats = &r_.stats;
+    flash_attention(q_, k_, v_, out_, options, flash);
   }
-  return r;
-}
+
+  const Tensor &q_, &k_, &v_;
+  const BenchConfig& config_;
+  CaseMods mods_;
+  Tensor out_;
+  CaseResult r_;
+};
 
 // ---- Printing ----
 
@@ -596,20 +630,16 @@ int run_bench(Args args) {
           write_npy((dir / "k.npy").string(), k);
           write_npy((dir / "v.npy").string(), v);
         }
+        std::vector<std::unique_ptr<CaseRun>> runs;
+        for (BenchMod which : c.mods)
+          runs.push_back(std::make_unique<CaseRun>(which, dtype, seq, head_dim, q, k, v, c));
+        for (int rep = 0; rep < c.repeat; ++rep) {
+          for (auto& run : runs) run->time_once();
+        }
         std::optional<double> none_ms;
-        for (BenchMod which : c.mods) {
-          CaseResult r;
-          try {
-            r = run_case(which, dtype, seq, head_dim, q, k, v, c);
-          } catch (const RuntimeError& e) {
-            r.mod = which;
-            r.dtype = dtype;
-            r.seq = seq;
-            r.head_dim = head_dim;
-            r.id = fmt::format("{}-{}-S{}-D{}", mod_name(which), dtype_name(dtype), seq, head_dim);
-            r.error = e.what();
-          }
-          if (which == BenchMod::None && r.error.empty()) none_ms = r.median_ms;
+        for (auto& run : runs) {
+          CaseResult r = run->finish();
+          if (r.mod == BenchMod::None && r.error.empty()) none_ms = r.median_ms;
           if (none_ms && r.error.empty()) r.vs_none = r.median_ms / *none_ms;
           failed = failed || !r.error.empty();
           print_case(r, ceiling);
