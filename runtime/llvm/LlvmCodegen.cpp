@@ -4,6 +4,7 @@
 #include <array>
 #include <cstddef>
 #include <limits>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -81,6 +82,8 @@ class Lowering {
   llvm::Type* f32() const { return f32_; }
   int width() const { return width_; }
   void set_width(int width) { width_ = width; }
+  // Whether 16-lane transcendental functions call libmvec's AVX-512 variants (see libm()).
+  void set_vector_math(bool enabled) { vector_math_ = enabled; }
 
   // `params` is the CpuParam array (as i8*). Loads the views of every tensor `root` reads, here.
   void bind_params(LValue* params, const Expr& root) {
@@ -424,11 +427,29 @@ class Lowering {
     return nullptr;
   }
 
-  // A call of the C library's float function `name`, lane by lane for varying arguments. The calls
-  // carry `nobuiltin`, so LLVM neither constant-folds them (its folding rounds a double result and
-  // can differ from libm by an ulp) nor swaps in other code: the JIT calls exactly the functions the
-  // interpreter calls and the results agree bit for bit.
+  // A call of the C library's float function `name`. Uniform arguments call libm itself; varying
+  // ones call it lane by lane, or, with vector_math_ and 16 lanes, call glibc's libmvec AVX-512
+  // variant once per vector (_ZGVeN16v_<name>, "vv" for two arguments: the x86-64 vector function
+  // ABI, arguments and result in zmm registers). Scalar libm calls carry `nobuiltin`, so LLVM
+  // neither constant-folds them (its folding rounds a double result and can differ from libm by an
+  // ulp) nor swaps in other code: they agree bit for bit with the interpreter. libmvec agrees within
+  // a few ulp and handles NaN, infinities and zeros as libm does; a 16-call lane loop was what made
+  // softcap (a tanh per score) several times slower than no mod.
   LValue* libm(const char* name, std::vector<LValue*> args) {
+    auto* vector = llvm::dyn_cast<llvm::FixedVectorType>(args[0]->getType());
+    if (vector != nullptr && vector_math_ && vector->getNumElements() == 16) {
+      std::string vector_name = std::string("_ZGVeN16") + std::string(args.size(), 'v') + "_" + name;
+      auto* type = llvm::FunctionType::get(vector, std::vector<llvm::Type*>(args.size(), vector), false);
+      llvm::FunctionCallee callee = module_.getOrInsertFunction(vector_name, type);
+      if (auto* function = llvm::dyn_cast<llvm::Function>(callee.getCallee())) {
+        function->setDoesNotThrow();
+        function->setDoesNotAccessMemory();
+        function->addFnAttr(llvm::Attribute::WillReturn);
+      }
+      llvm::CallInst* c = b_.CreateCall(callee, args);
+      c->setDoesNotAccessMemory();
+      return c;
+    }
     std::vector<llvm::Type*> params(args.size(), f32_);
     auto* type = llvm::FunctionType::get(f32_, params, false);
     llvm::FunctionCallee callee = module_.getOrInsertFunction(name, type);
@@ -443,7 +464,6 @@ class Lowering {
       c->setDoesNotAccessMemory();
       return c;
     };
-    auto* vector = llvm::dyn_cast<llvm::FixedVectorType>(args[0]->getType());
     if (vector == nullptr) return scalar_call(args);
     LValue* result = llvm::UndefValue::get(vector);
     for (unsigned lane = 0; lane < vector->getNumElements(); ++lane) {
@@ -663,6 +683,7 @@ class Lowering {
   llvm::LLVMContext& ctx_;
   std::span<const DType> storage_;
   int width_;
+  bool vector_math_ = false;
   llvm::Type *i1_, *i8_, *i16_, *i32_, *i64_, *f32_;
   LValue* params_ = nullptr;
   std::array<LValue*, ir::kBuiltinCount> builtins_{};
@@ -707,7 +728,9 @@ class TileEmitter {
         def_(def),
         target_(target),
         b_(module.getContext()),
-        lower_(module, b_, storage, target.vector_width) {}
+        lower_(module, b_, storage, target.vector_width) {
+    lower_.set_vector_math(target.vector_math);
+  }
 
   void emit(const std::string& name) {
     auto& ctx = module_.getContext();

@@ -3,7 +3,9 @@
 // it emits the tile function (the score mod or mask mod applied to a tile of fp32 scores in place,
 // the loop over keys written as explicit host-width vectors) and, for masks, the tile classifier;
 // for tests it emits a point function that evaluates any expression once. Every operation follows
-// compiler/Semantics.h exactly, so the JIT'd code agrees bit for bit with the interpreter.
+// compiler/Semantics.h exactly, so the JIT'd code agrees bit for bit with the interpreter, except
+// that the vector key loop may compute transcendental functions with libmvec (CodegenTarget::
+// vector_math), which stays within a few ulp of libm.
 //
 // Nothing here runs or links code: runtime/llvm/LlvmJit.cpp optimises and compiles what this
 // returns. The code generator lives in runtime/llvm/ (not compiler/) so that LLVM's headers and
@@ -41,6 +43,10 @@ struct CodegenTarget {
   std::string cpu;       // e.g. "skylake-avx512"
   std::string features;  // e.g. "+avx512f,+avx2,..."
   int vector_width = 4;  // fp32 lanes the tile loop handles at once: 16 with AVX-512, 8 with AVX
+  // Whether the JIT resolves glibc's libmvec AVX-512 functions (_ZGVeN16v_tanhf, ...): with 16 lanes
+  // the tile loop then computes exp, log, tanh, ... on whole vectors (within a few ulp of libm)
+  // instead of one scalar libm call per lane.
+  bool vector_math = false;
 };
 
 // The module of optimised mod `def` (no ModCall nodes) whose tensor parameters are stored as

@@ -14,6 +14,7 @@
 #include <llvm/IR/Module.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/DynamicLibrary.h>
 #include <llvm/Support/Error.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
@@ -45,6 +46,30 @@ int vector_width_of(const llvm::SubtargetFeatures& features) {
     if (feature == "+avx") width = 8;
   }
   return width;
+}
+
+// The libmvec AVX-512 functions the tile loop may call (runtime/llvm/LlvmCodegen.cpp's libm()).
+constexpr const char* kVectorMath[] = {"_ZGVeN16v_expf",  "_ZGVeN16v_exp2f", "_ZGVeN16v_logf", "_ZGVeN16v_log2f",
+                                       "_ZGVeN16v_tanhf", "_ZGVeN16v_sinf",  "_ZGVeN16v_cosf", "_ZGVeN16vv_powf"};
+
+// Loads glibc's libmvec into the process and makes its symbols visible to `dylib`; true when every
+// function of kVectorMath is there (glibc 2.35 or later). Otherwise the tile loop keeps calling
+// scalar libm, which is slower but exact.
+bool add_vector_math(llvm::orc::JITDylib& dylib, char global_prefix) {
+  std::string problem;
+  llvm::sys::DynamicLibrary library = llvm::sys::DynamicLibrary::getPermanentLibrary("libmvec.so.1", &problem);
+  if (!library.isValid()) return false;
+  for (const char* name : kVectorMath) {
+    if (library.getAddressOfSymbol(name) == nullptr) return false;
+  }
+  llvm::Expected<std::unique_ptr<llvm::orc::DynamicLibrarySearchGenerator>> generator =
+      llvm::orc::DynamicLibrarySearchGenerator::Load("libmvec.so.1", global_prefix);
+  if (!generator) {
+    llvm::consumeError(generator.takeError());
+    return false;
+  }
+  dylib.addGenerator(std::move(*generator));
+  return true;
 }
 
 }  // namespace
@@ -151,6 +176,9 @@ LlvmJit::LlvmJit() : impl_(std::make_unique<Impl>()) {
   impl_->target.cpu = machine_builder.getCPU();
   impl_->target.features = machine_builder.getFeatures().getString();
   impl_->target.vector_width = vector_width_of(machine_builder.getFeatures());
+  if (impl_->target.vector_width == 16) {
+    impl_->target.vector_math = add_vector_math(impl_->jit->getMainJITDylib(), layout.getGlobalPrefix());
+  }
 }
 
 LlvmJit::~LlvmJit() = default;

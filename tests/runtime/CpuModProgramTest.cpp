@@ -1,6 +1,7 @@
 // The CPU mod programs: the LLVM JIT's tile functions and classifiers against the interpreter's, bit
-// for bit, for every built-in mod and some compositions, on tiles of odd sizes at positions inside
-// and outside the sequences; bounds reports; argument packing; and the program cache.
+// for bit (within kTranscendentalUlps ulp for mods with tanh, exp, ..., which the 16-lane key loop
+// may compute with glibc's libmvec), for every built-in mod and some compositions, on tiles of odd sizes at positions
+// inside and outside the sequences; bounds reports; argument packing; and the program cache.
 
 #include "runtime/CpuModProgram.h"
 
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "compiler/Frontend.h"
+#include "compiler/IRMutator.h"
 #include "runtime/Mods.h"
 #include "runtime/RuntimeError.h"
 
@@ -117,6 +119,43 @@ TilePosition position(int b, int h) {
   return std::bit_cast<uint32_t>(a) == std::bit_cast<uint32_t>(b);
 }
 
+// How far libmvec's vector functions may stray from libm's (glibc documents at most 4 ulp for the
+// float variants the JIT calls).
+constexpr int64_t kTranscendentalUlps = 4;
+
+[[maybe_unused]] bool has_transcendental(const Mod& mod) {
+  bool found = false;
+  ir::for_each_node(mod.def().body, [&](const ir::Expr& node) {
+    if (node->kind != ir::Kind::Call) return;
+    switch (node->op) {
+      case ir::Op::Exp:
+      case ir::Op::Exp2:
+      case ir::Op::Log:
+      case ir::Op::Log2:
+      case ir::Op::Tanh:
+      case ir::Op::Sin:
+      case ir::Op::Cos:
+      case ir::Op::Sigmoid:
+      case ir::Op::Pow: found = true; break;
+      default: break;
+    }
+  });
+  return found;
+}
+
+// same_float, or two finite floats at most `ulps` apart (-0 and +0 adjacent). NaN matches only NaN
+// and an infinity only itself, so special values are classified exactly.
+[[maybe_unused]] bool close_float(float a, float b, int64_t ulps) {
+  if (same_float(a, b)) return true;
+  if (ulps == 0 || !std::isfinite(a) || !std::isfinite(b)) return false;
+  auto ordered = [](float f) {
+    const auto bits = static_cast<int32_t>(std::bit_cast<uint32_t>(f));
+    return bits < 0 ? -static_cast<int64_t>(bits & 0x7fffffff) - 1 : static_cast<int64_t>(bits);
+  };
+  const int64_t distance = ordered(a) - ordered(b);
+  return (distance < 0 ? -distance : distance) <= ulps;
+}
+
 [[maybe_unused]] float random_score(std::mt19937& rng) {
   static const float kEdges[] = {0.0f,
                                  -0.0f,
@@ -159,13 +198,14 @@ TEST_CASE("this build has the LLVM JIT and Auto picks it", "[runtime][cpu-progra
   CHECK(std::string(compile_cpu_program(causal_mod(), CpuBackend::Interpreter)->backend()) == "interpreter");
 }
 
-TEST_CASE("JIT'd tiles equal the interpreter's bit for bit for built-in mods and compositions",
+TEST_CASE("JIT'd tiles equal the interpreter's for built-in mods and compositions, within a few ulp for tanh",
           "[runtime][cpu-program]") {
   auto all = mods_under_test();
   auto index = GENERATE_COPY(range(size_t{0}, all.size()));
   const NamedMod& named = all[index];
-  CAPTURE(named.name);
   Mod mod = named.make();
+  const int64_t ulps = has_transcendental(mod) ? kTranscendentalUlps : 0;
+  CAPTURE(named.name, ulps);
   auto jit = compile_cpu_program(mod, CpuBackend::Llvm);
   auto interpreter = compile_cpu_program(mod, CpuBackend::Interpreter);
   REQUIRE(std::string(jit->backend()) == "llvm");
@@ -197,7 +237,7 @@ TEST_CASE("JIT'd tiles equal the interpreter's bit for bit for built-in mods and
     for (int r = 0; r < rows; ++r) {
       for (int64_t c = 0; c < ld; ++c) {
         const size_t i = static_cast<size_t>(r * ld + c);
-        if (!same_float(by_jit[i], by_interpreter[i])) {
+        if (!close_float(by_jit[i], by_interpreter[i], ulps)) {
           CAPTURE(r, c, original[i], by_jit[i], by_interpreter[i]);
           FAIL_CHECK("the JIT and the interpreter disagree");
         }

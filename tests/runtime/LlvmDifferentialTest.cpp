@@ -1,12 +1,17 @@
 // The LLVM JIT checked against the interpreter (issue 4's differential test): random well-typed
 // expressions, compiled by the JIT and evaluated at random points, must give the interpreter's
-// result bit for bit (any NaN matches any NaN). The JIT calls the same libm functions as the
-// interpreter and never lets LLVM fold them, so transcendental functions are held to the same
-// standard as exact operations. Edge values (x / 0, x % 0, INT_MIN / -1, overflow, NaN, +-inf, -0,
-// out-of-range tensor indices, fp16/bf16/int64 storage) come from the generator's leaves and from
-// the hand-written tables below. Three paths are covered: the point function (scalar code, every
-// type including the tile classifier's Int64 and LoadRange), the tile function (16-lane vector
-// code over keys, and the scalar bounds-checked path) and the tile classifier.
+// result bit for bit (any NaN matches any NaN). Scalar code calls the same libm functions as the
+// interpreter and never lets LLVM fold them, so there transcendental functions are held to the same
+// standard as exact operations. The 16-lane key loop may compute them with glibc's libmvec instead
+// (jit::CodegenTarget::vector_math), so a transcendental function on per-key values is allowed
+// kTranscendentalUlps ulp, with NaN, infinities and zeros still classified exactly; everything else
+// stays bit for bit. Random tile bodies that contain a transcendental function are held only
+// loosely (their mismatch rate is bounded): later operations can amplify those few ulp without
+// limit (log(exp(x) / x) near 1, a comparison on the edge), so no per-element bound holds. Edge values (x / 0, x % 0,
+// INT_MIN / -1, overflow, NaN, +-inf, -0, out-of-range tensor indices, fp16/bf16/int64 storage) come from the
+// generator's leaves and from the hand-written tables below. Three paths are covered: the point function (scalar code,
+// every type including the tile classifier's Int64 and LoadRange), the tile function (16-lane vector code over keys,
+// and the scalar bounds-checked path) and the tile classifier.
 
 #include <catch2/catch.hpp>
 
@@ -19,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "compiler/IRMutator.h"
 #include "compiler/Interpreter.h"
 #include "compiler/Pipeline.h"
 #include "compiler/Printer.h"
@@ -149,6 +155,49 @@ std::string describe_environment(const Environment& env) {
 
 std::string print(const Expr& e) { return print_expr(e); }
 
+// How far libmvec's functions may stray from libm's (glibc documents at most 4 ulp for the float
+// vector variants used here).
+constexpr int64_t kTranscendentalUlps = 4;
+
+bool is_transcendental(Op op) {
+  switch (op) {
+    case Op::Exp:
+    case Op::Exp2:
+    case Op::Log:
+    case Op::Log2:
+    case Op::Tanh:
+    case Op::Sin:
+    case Op::Cos:
+    case Op::Sigmoid:
+    case Op::Pow: return true;
+    default: return false;
+  }
+}
+
+bool has_transcendental(const Expr& root) {
+  bool found = false;
+  for_each_node(root,
+                [&](const Expr& node) { found = found || (node->kind == Kind::Call && is_transcendental(node->op)); });
+  return found;
+}
+
+// The position of `f` on a line that orders all floats, -0 and +0 adjacent, so that the distance of
+// two finite floats is their distance in ulp.
+int64_t ordered(float f) {
+  const auto bits = static_cast<int32_t>(std::bit_cast<uint32_t>(f));
+  return bits < 0 ? -static_cast<int64_t>(bits & 0x7fffffff) - 1 : static_cast<int64_t>(bits);
+}
+
+// same_result, or, for two finite floats, at most `ulps` apart. NaN matches only NaN, and an
+// infinity only itself, so special values are classified exactly.
+bool close_result(const Value& got, const Value& expected, int64_t ulps) {
+  if (same_result(got, expected)) return true;
+  if (ulps == 0 || got.type != Type::Float || expected.type != Type::Float) return false;
+  if (!std::isfinite(got.f) || !std::isfinite(expected.f)) return false;
+  const int64_t distance = ordered(got.f) - ordered(expected.f);
+  return (distance < 0 ? -distance : distance) <= ulps;
+}
+
 ModDef random_def(ModKind kind, const Expr& body, const RandomExprOptions& options) {
   ModDef def;
   def.name = "random";
@@ -202,11 +251,12 @@ TEST_CASE("JIT'd tile functions of random score and mask mods agree with the int
   options.use_score = kind == ModKind::Score;
   const std::vector<DType> storage = random_param_storage(options);
   const int cols_choices[] = {1, 7, 16, 17, 33};
-  int elements = 0;
+  int elements = 0, loose_elements = 0, loose_mismatches = 0;
   for (uint32_t seed = 0; seed < 100; ++seed) {
     std::mt19937 rng(1000 + seed * 2 + (kind == ModKind::Score ? 0 : 1));
     Expr body = random_expr(rng, kind == ModKind::Score ? Type::Float : Type::Bool, 4, options);
-    CAPTURE(seed, print(body));
+    const bool loose = has_transcendental(body);
+    CAPTURE(seed, print(body), loose);
     ModDef def = random_def(kind, body, options);
     jit::CompiledMod compiled = jit::LlvmJit::instance().compile_mod(def, storage);
     CompiledExpr reference(body);
@@ -240,7 +290,13 @@ TEST_CASE("JIT'd tile functions of random score and mask mods agree with the int
       compiled.tile(scores.data(), cols, rows, cols, q_first, kv_first, &at, params.data(), check ? 1 : 0, &got_report);
       for (size_t i = 0; i < scores.size(); ++i) {
         CAPTURE(i, expected[i], scores[i]);
-        CHECK(same_result(Value::of_float(scores[i]), Value::of_float(expected[i])));
+        const bool close = close_result(Value::of_float(scores[i]), Value::of_float(expected[i]), kTranscendentalUlps);
+        if (loose) {
+          ++loose_elements;
+          if (!close) ++loose_mismatches;
+        } else {
+          CHECK(same_result(Value::of_float(scores[i]), Value::of_float(expected[i])));
+        }
         ++elements;
       }
       CAPTURE(describe_report(expected_report), describe_report(got_report));
@@ -248,6 +304,11 @@ TEST_CASE("JIT'd tile functions of random score and mask mods agree with the int
     }
   }
   CHECK(elements > 2000);
+  // Bodies with transcendental functions were exercised and nearly all their elements stay within
+  // kTranscendentalUlps ulp despite the amplification.
+  CAPTURE(loose_elements, loose_mismatches);
+  CHECK(loose_elements > 100);
+  CHECK(loose_mismatches * 100 <= loose_elements);
 }
 
 TEST_CASE("JIT'd tile classifiers of random masks agree with the interpreter's", "[runtime][llvm][differential]") {
@@ -304,11 +365,12 @@ void check_row(const Expr& body, const std::vector<float>& scores, int32_t kv_fi
   std::vector<float> got = scores;
   compiled.tile(got.data(), static_cast<int64_t>(got.size()), 1, static_cast<int32_t>(got.size()), 0, kv_first, &at,
                 params.data(), 0, nullptr);
+  const int64_t ulps = has_transcendental(body) ? kTranscendentalUlps : 0;
   for (size_t c = 0; c < scores.size(); ++c) {
     env.set_point(0, 0, 0, wrapping_add(kv_first, static_cast<int32_t>(c)), scores[c]);
     Value expected = evaluate(body, env);
     CAPTURE(c, scores[c], wrapping_add(kv_first, static_cast<int32_t>(c)), to_string(expected), got[c]);
-    CHECK(same_result(Value::of_float(got[c]), expected));
+    CHECK(close_result(Value::of_float(got[c]), expected, ulps));
   }
 }
 
