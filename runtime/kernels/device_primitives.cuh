@@ -7,19 +7,7 @@
 //
 // Requires sm_80 or newer (cp.async, cvt.rn.bf16x2.f32, mma.m16n8k16 with bf16).
 
-#if defined(__CUDACC_RTC__)
-// NVRTC has no standard headers; these are the only fixed-width types the templates use.
-typedef signed char int8_t;
-typedef unsigned char uint8_t;
-typedef short int16_t;
-typedef unsigned short uint16_t;
-typedef int int32_t;
-typedef unsigned int uint32_t;
-typedef long long int64_t;
-typedef unsigned long long uint64_t;
-#else
-#include <stdint.h>
-#endif
+#include "fixed_width_types.cuh"
 
 // ATTNC_ON_DEVICE and ATTNC_UNROLL are also defined, identically, by mod_abi.cuh.
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)

@@ -27,18 +27,8 @@
 // runtime raises the error afterwards. tile_class reads the whole box it is given (q_idx / kv_idx
 // of `p` are ignored) and is exact or conservative as compiler/TileClassifier.h says.
 
-#if defined(__CUDACC_RTC__)
-// NVRTC has no standard headers. These are exactly device_primitives.cuh's definitions: C++ allows
-// a typedef to be repeated only when it names the same type, so the two headers must agree.
-typedef signed char int8_t;
-typedef unsigned char uint8_t;
-typedef short int16_t;
-typedef unsigned short uint16_t;
-typedef int int32_t;
-typedef unsigned int uint32_t;
-typedef long long int64_t;
-typedef unsigned long long uint64_t;
-#else
+#include "fixed_width_types.cuh"
+#if !defined(__CUDACC_RTC__)
 #include <cmath>
 #include <cstdint>
 #include <cstring>

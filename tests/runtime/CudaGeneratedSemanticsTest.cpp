@@ -50,8 +50,9 @@ class HostBuild {
              const std::string& flags) {
     dir_ = fs::temp_directory_path() / fmt::format("attnc-cudagen-{}-{}", getpid(), counter_++);
     fs::create_directories(dir_);
+    // The kernel headers as the library embeds them (mod_abi.cuh and what it includes).
     for (const EmbeddedKernelSource& source : embedded_kernel_sources()) {
-      if (source.name == "mod_abi.cuh") std::ofstream(dir_ / "mod_abi.cuh") << source.text;
+      std::ofstream(dir_ / std::string(source.name)) << source.text;
     }
     // Without `#pragma once`: GCC treats headers with identical contents as one file under it, and
     // two random cases may well generate the same text.
