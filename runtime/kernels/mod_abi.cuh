@@ -349,10 +349,10 @@ ATTNC_DEVICE int64_t checked_offset(const TensorParam& t, const int64_t (&at)[RA
 // ---- Range summaries (IR LoadRange): min or max of a tensor over a box, for tile classification ----
 
 // The box is [first[d], last[d]] per dimension (either order), each bound clamped into range, walked
-// last dimension fastest. Float summaries skip NaN (as min_f32) and start from NaN, so an all-NaN
-// box gives NaN; int summaries start from the neutral extreme.
-template <Storage S, bool IS_MIN, int RANK>
-ATTNC_DEVICE float range_float(const TensorParam& t, const int64_t (&first)[RANK], const int64_t (&last)[RANK]) {
+// last dimension fastest; `visit` receives each element's offset.
+template <int RANK, class Visit>
+ATTNC_DEVICE void for_each_in_box(const TensorParam& t, const int64_t (&first)[RANK], const int64_t (&last)[RANK],
+                                  Visit&& visit) {
   int64_t from[RANK], to[RANK], at[RANK];
   ATTNC_UNROLL
   for (int d = 0; d < RANK; ++d) {
@@ -361,46 +361,40 @@ ATTNC_DEVICE float range_float(const TensorParam& t, const int64_t (&first)[RANK
     to[d] = a < b ? b : a;
     at[d] = from[d];
   }
-  float acc = float_from_bits(0x7fc00000u);
   while (true) {
     int64_t offset = 0;
     for (int d = 0; d < RANK; ++d) offset += at[d] * t.strides[d];
-    float v = element_float<S>(t, offset);
-    acc = IS_MIN ? min_f32(acc, v) : max_f32(acc, v);
+    visit(offset);
     int d = RANK - 1;
     while (d >= 0 && at[d] == to[d]) {
       at[d] = from[d];
       --d;
     }
-    if (d < 0) return acc;
+    if (d < 0) return;
     ++at[d];
   }
 }
 
+// Float summaries skip NaN (as min_f32) and start from NaN, so an all-NaN box gives NaN; int
+// summaries start from the neutral extreme.
+template <Storage S, bool IS_MIN, int RANK>
+ATTNC_DEVICE float range_float(const TensorParam& t, const int64_t (&first)[RANK], const int64_t (&last)[RANK]) {
+  float acc = float_from_bits(0x7fc00000u);
+  for_each_in_box<RANK>(t, first, last, [&](int64_t offset) {
+    float v = element_float<S>(t, offset);
+    acc = IS_MIN ? min_f32(acc, v) : max_f32(acc, v);
+  });
+  return acc;
+}
+
 template <Storage S, bool IS_MIN, int RANK>
 ATTNC_DEVICE int32_t range_int(const TensorParam& t, const int64_t (&first)[RANK], const int64_t (&last)[RANK]) {
-  int64_t from[RANK], to[RANK], at[RANK];
-  ATTNC_UNROLL
-  for (int d = 0; d < RANK; ++d) {
-    int64_t a = clamp_index(first[d], t.shape[d]), b = clamp_index(last[d], t.shape[d]);
-    from[d] = a < b ? a : b;
-    to[d] = a < b ? b : a;
-    at[d] = from[d];
-  }
   int32_t acc = IS_MIN ? kIntMax : kIntMin;
-  while (true) {
-    int64_t offset = 0;
-    for (int d = 0; d < RANK; ++d) offset += at[d] * t.strides[d];
+  for_each_in_box<RANK>(t, first, last, [&](int64_t offset) {
     int32_t v = element_int<S>(t, offset);
     acc = IS_MIN ? min_i32(acc, v) : max_i32(acc, v);
-    int d = RANK - 1;
-    while (d >= 0 && at[d] == to[d]) {
-      at[d] = from[d];
-      --d;
-    }
-    if (d < 0) return acc;
-    ++at[d];
-  }
+  });
+  return acc;
 }
 
 }  // namespace attnc_abi
