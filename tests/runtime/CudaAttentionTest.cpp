@@ -12,6 +12,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/runtime/AttentionComparison.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -462,17 +464,6 @@ double relative_error(const Tensor& out, const Tensor& ref, int& nans) {
   return norm == 0 ? std::sqrt(diff) : std::sqrt(diff / norm);
 }
 
-int lse_mismatches(const Tensor& lse, const Tensor& ref) {
-  const std::vector<float> a = lse.to_float_vector(), b = ref.to_float_vector();
-  int mismatches = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const bool ok =
-        std::isinf(b[i]) ? (a[i] == b[i]) : std::fabs(a[i] - b[i]) <= 2e-3f * std::max(1.0f, std::fabs(b[i]));
-    if (!ok && mismatches++ < 3) UNSCOPED_INFO("lse[" << i << "] = " << a[i] << ", reference " << b[i]);
-  }
-  return mismatches;
-}
-
 }  // namespace
 
 TEST_CASE("every built-in mod matches the reference on the GPU for each dtype, head dim and shape", "[cuda][gpu]") {
@@ -532,7 +523,7 @@ TEST_CASE("every built-in mod matches the reference on the GPU for each dtype, h
           CAPTURE(error, nans);
           CHECK(nans == 0);
           CHECK(error < (dtype == DType::BF16 ? 1e-2 : 1e-3));
-          CHECK(lse_mismatches(lse, ref_lse) == 0);
+          CHECK(attnc_test::lse_mismatches(lse, ref_lse) == 0);
         }
       }
     }
@@ -556,7 +547,7 @@ TEST_CASE("attention() runs on CUDA tensors and raises out-of-range indices with
   int nans = 0;
   CHECK(relative_error(to_host(out), ref, nans) < 1e-2);
   CHECK(nans == 0);
-  CHECK(lse_mismatches(to_host(lse), ref_lse) == 0);
+  CHECK(attnc_test::lse_mismatches(to_host(lse), ref_lse) == 0);
 
   // Document ids shorter than the sequence: index 60 of a 50-long axis.
   const Mod doc = on_device(document_mask_mod(document_ids(1, 50)));

@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/runtime/AttentionComparison.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -258,30 +260,10 @@ Reference run_reference(const Inputs& in, const Mod* score_mod, const Mod* mask_
   return ref;
 }
 
-// ||out - ref|| / ||ref|| over all elements; NaN (an unwritten or poisoned element) fails.
-double relative_error(const Tensor& out, const Tensor& ref) {
-  const std::vector<float> a = out.to_float_vector(), b = ref.to_float_vector();
-  REQUIRE(a.size() == b.size());
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::isnan(a[i])) return INFINITY;
-    diff += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    norm += double(b[i]) * b[i];
-  }
-  return norm == 0 ? std::sqrt(diff) : std::sqrt(diff / norm);
-}
-
 // The LSE must be -inf exactly where the reference's is, and close elsewhere.
 void check_lse(const Tensor& lse, const Tensor& ref) {
-  const std::vector<float> a = lse.to_float_vector(), b = ref.to_float_vector();
-  REQUIRE(a.size() == b.size());
-  int mismatches = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const bool ok =
-        std::isinf(b[i]) ? (a[i] == b[i]) : std::fabs(a[i] - b[i]) <= 2e-3f * std::max(1.0f, std::fabs(b[i]));
-    if (!ok && mismatches++ < 3) UNSCOPED_INFO("lse[" << i << "] = " << a[i] << ", reference " << b[i]);
-  }
-  CHECK(mismatches == 0);
+  REQUIRE(lse.numel() == ref.numel());
+  CHECK(attnc_test::lse_mismatches(lse, ref) == 0);
 }
 
 template <class Elem>
@@ -298,7 +280,7 @@ void check_against_reference(const Shape& shape, const typename Mods::Params& mo
   const Inputs in = make_inputs<Elem>(shape, D, DV, seed);
   const Outputs got = run_template<Mods, Elem, D, DV, BM, BN, W>(in, mods);
   const Reference ref = run_reference(in, score_mod, mask_mod);
-  const double error = relative_error(got.out, ref.out);
+  const double error = attnc_test::relative_error(got.out, ref.out);
   CAPTURE(error);
   CHECK(error < tolerance<Elem>());
   check_lse(got.lse, ref.lse);
@@ -596,7 +578,7 @@ TEST_CASE("fully masked rows give zero output and an LSE of -inf", "[runtime][fl
     }
   }
   const Reference ref = run_reference(in, nullptr, &mask);
-  CHECK(relative_error(got.out, ref.out) < 1e-2);
+  CHECK(attnc_test::relative_error(got.out, ref.out) < 1e-2);
   check_lse(got.lse, ref.lse);
 }
 
@@ -613,7 +595,7 @@ TEST_CASE("flash attention reads arbitrary batch, head and sequence strides", "[
   const Mod causal = causal_mod();
   const Outputs got = run_template<CausalMods, bf16_t, 64, 64, 128, 64, 4>(in, {});
   const Reference ref = run_reference(in, nullptr, &causal);
-  CHECK(relative_error(got.out, ref.out) < 1e-2);
+  CHECK(attnc_test::relative_error(got.out, ref.out) < 1e-2);
   check_lse(got.lse, ref.lse);
 }
 
@@ -621,7 +603,7 @@ TEST_CASE("flash attention without an LSE pointer writes only the output", "[run
   const Inputs in = make_inputs<f16_t>(Shape{1, 1, 1, 33, 33}, 64, 64, 21);
   const Outputs got = run_template<NoMods, f16_t, 64, 64, 128, 64, 4>(in, {}, /*with_lse=*/false);
   const Reference ref = run_reference(in, nullptr, nullptr);
-  CHECK(relative_error(got.out, ref.out) < 1e-3);
+  CHECK(attnc_test::relative_error(got.out, ref.out) < 1e-3);
   for (float x : got.lse.to_float_vector()) CHECK(std::isnan(x));  // untouched poison
 }
 

@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/runtime/AttentionComparison.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -49,29 +51,6 @@ std::vector<ir::ParamBinding> host_bindings(const Mod* mod) {
   ir::Environment env;
   mod->bind_into(env);
   return env.params;
-}
-
-double relative_error(const Tensor& out, const Tensor& ref) {
-  const std::vector<float> a = out.to_float_vector(), b = ref.to_float_vector();
-  REQUIRE(a.size() == b.size());
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::isnan(a[i])) return INFINITY;
-    diff += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    norm += double(b[i]) * b[i];
-  }
-  return norm == 0 ? std::sqrt(diff) : std::sqrt(diff / norm);
-}
-
-int lse_mismatches(const Tensor& lse, const Tensor& ref) {
-  const std::vector<float> a = lse.to_float_vector(), b = ref.to_float_vector();
-  int mismatches = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const bool ok =
-        std::isinf(b[i]) ? (a[i] == b[i]) : std::fabs(a[i] - b[i]) <= 2e-3f * std::max(1.0f, std::fabs(b[i]));
-    if (!ok && mismatches++ < 3) UNSCOPED_INFO("lse[" << i << "] = " << a[i] << ", reference " << b[i]);
-  }
-  return mismatches;
 }
 
 // Runs the template with the generated traits `Gen` on random inputs and compares it with the
@@ -120,10 +99,10 @@ void check_generated(const Shape& s, const Mod* score, const Mod* mask, uint32_t
   options.mask_mod = mask;
   Tensor ref_lse;
   const Tensor ref = standard_attention(q, k, v, options, &ref_lse);
-  const double error = relative_error(out, ref);
+  const double error = attnc_test::relative_error(out, ref);
   CAPTURE(error);
   CHECK(error < (dtype == DType::BF16 ? 1e-2 : 1e-3));
-  CHECK(lse_mismatches(lse, ref_lse) == 0);
+  CHECK(attnc_test::lse_mismatches(lse, ref_lse) == 0);
 }
 
 // Small tiles (BLOCK_M 32, BLOCK_N 16, 2 warps) so the odd lengths cross several tiles each way.
