@@ -52,16 +52,6 @@ const char* storage_name(DType storage) {
   return "?";
 }
 
-bool storage_fits(Type elem, DType storage) {
-  switch (elem) {
-    case Type::Float: return dtype_is_float(storage);
-    case Type::Int: return dtype_is_integer(storage);
-    case Type::Bool: return dtype_is_boolean(storage);
-    case Type::Int64: break;
-  }
-  return false;
-}
-
 DType storage_of(std::span<const ParamDecl> params, std::span<const DType> storage, uint32_t index) {
   ATTNC_ASSERT(index < params.size(), "tensor parameter index out of range");
   const ParamDecl& param = params[index];

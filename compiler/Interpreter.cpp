@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "compiler/IRMutator.h"
+#include "compiler/Signature.h"
 #include "dsl/Errors.h"
 
 namespace attnc::ir {
@@ -47,10 +48,7 @@ const TensorArg& loadable_tensor(const Environment& env, uint32_t param, Type el
     bad_binding(fmt::format("tensor parameter #{} is indexed with {} indices but bound to a tensor of rank {}", param,
                             rank, tensor.shape.size()));
   }
-  bool fits = (elem == Type::Float && dtype_is_float(tensor.dtype)) ||
-              (elem == Type::Int && dtype_is_integer(tensor.dtype)) ||
-              (elem == Type::Bool && dtype_is_boolean(tensor.dtype));
-  if (!fits) {
+  if (!storage_fits(elem, tensor.dtype)) {
     bad_binding(fmt::format("tensor parameter #{} holds {} elements but is bound to {} storage", param, type_name(elem),
                             dtype_name(tensor.dtype)));
   }

@@ -2,7 +2,7 @@
 // The built-in mods (causal, sliding windows, ALiBi, prefix LM, document masking, additive bias,
 // softcapping), written in the mod language itself so they go through the same parser, type
 // checker, optimiser and signatures as a user's mods: a built-in is never special-cased anywhere.
-// runtime/Mods.h wraps them in the attnax-style API (causal_mod(), alibi_mod(12), ...).
+// runtime/core/Mods.h wraps them in the attnax-style API (causal_mod(), alibi_mod(12), ...).
 
 #include <string_view>
 

@@ -27,6 +27,16 @@ DType default_storage(Type elem) {
   return DType::I64;  // no parameter has Int64 elements; kept total for the tile classifier's IR
 }
 
+bool storage_fits(Type elem, DType storage) {
+  switch (elem) {
+    case Type::Float: return dtype_is_float(storage);
+    case Type::Int: return dtype_is_integer(storage);
+    case Type::Bool: return dtype_is_boolean(storage);
+    case Type::Int64: break;
+  }
+  return false;
+}
+
 Signature compute_signature(const ModDef& def, std::span<const DType> storage) {
   StableHash128 hash;
   hash.text(kSignatureFormat);

@@ -29,4 +29,9 @@ Signature compute_signature(const ModDef& def, std::span<const DType> storage = 
 // The storage type a tensor parameter gets when none is given.
 DType default_storage(Type elem);
 
+// Whether tensor elements of IR type `elem` may be stored as `storage`: fp32, fp16 or bf16 for
+// float; int32 or int64 for int; bool or uint8 for bool. The one statement of the rule: binding,
+// code generation, the interpreter and the command line all ask here.
+bool storage_fits(Type elem, DType storage);
+
 }  // namespace attnc::ir

@@ -5,9 +5,9 @@
 
 #include <fmt/format.h>
 
-#include "runtime/RuntimeError.h"
-#include "runtime/cpu/CpuFlashAttention.h"
-#include "runtime/cuda/CudaAttention.h"
+#include "runtime/core/RuntimeError.h"
+#include "runtime/families/flash/FlashCpu.h"
+#include "runtime/families/flash/FlashCuda.h"
 
 namespace attnc {
 
@@ -46,7 +46,7 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, c
   check_mod_device(device, options.mask_mod);
   switch (device) {
     case Device::Cpu: flash_attention(q, k, v, out, options, lse); return;
-    case Device::Cuda: cuda::cuda_attention(q, k, v, out, options, lse); return;
+    case Device::Cuda: flash::flash_attention_cuda(q, k, v, out, options, lse); return;
   }
 }
 

@@ -1,11 +1,12 @@
 #pragma once
-// The one-call attention API: computes attention wherever the tensors live. CPU tensors run the
-// CPU flash kernel (runtime/cpu/CpuFlashAttention.h); CUDA tensors compile the mods through the
-// process-wide kernel cache and launch the CUDA kernel (runtime/cuda/CudaAttention.h), waiting for
-// it to finish. The contract is standard_attention's (runtime/ReferenceAttention.h).
+// The one-call attention API: computes attention wherever the tensors live, picking the kernel
+// family by device. CPU tensors run the CPU flash kernel (runtime/families/flash/FlashCpu.h); CUDA
+// tensors compile the mods through the process-wide kernel cache and launch the flash family's CUDA
+// kernel (runtime/families/flash/FlashCuda.h), waiting for it to finish. The contract is
+// standard_attention's (runtime/reference/ReferenceAttention.h, docs/semantics.md).
 
-#include "runtime/ReferenceAttention.h"
-#include "runtime/Tensor.h"
+#include "runtime/core/AttentionOptions.h"
+#include "runtime/core/Tensor.h"
 
 namespace attnc {
 
@@ -13,7 +14,7 @@ namespace attnc {
 // standard_attention (an undefined one is allocated as fp32 (B, H, S) on the tensors' device).
 // Every tensor, the mods' tensor arguments included, must be on one device: RuntimeError naming
 // the two devices otherwise. On CUDA the inputs must be fp16 or bf16 (out of the same dtype), laid
-// out as CudaKernel::launch requires.
+// out as FlashKernel::launch requires.
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const AttentionOptions& options = {},
                Tensor* lse = nullptr);
 

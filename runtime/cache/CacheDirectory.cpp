@@ -15,8 +15,8 @@
 #include <fmt/format.h>
 
 #include "compiler/StableHash.h"
-#include "runtime/RuntimeError.h"
 #include "runtime/cache/KernelKey.h"
+#include "runtime/core/RuntimeError.h"
 
 namespace fs = std::filesystem;
 
@@ -234,6 +234,23 @@ uint64_t CacheDirectory::total_size() const {
   uint64_t total = 0;
   for (const EntryInfo& entry : entries()) total += entry.size;
   return total;
+}
+
+std::vector<CacheDirectory::KeyText> CacheDirectory::key_texts() const {
+  std::vector<KeyText> out;
+  for (const EntryInfo& entry : entries()) {
+    FileDescriptor file{::open(entry.path.c_str(), O_RDONLY | O_CLOEXEC)};
+    if (file.fd < 0) continue;  // removed while we looked
+    std::string header(kCacheEntryHeaderSize, '\0');
+    if (::pread(file.fd, header.data(), header.size(), 0) != static_cast<ssize_t>(header.size())) continue;
+    std::optional<uint64_t> key_size = cache_entry_key_size(header);
+    if (!key_size || *key_size == 0 || *key_size > entry.size - kCacheEntryHeaderSize) continue;
+    std::string text(*key_size, '\0');
+    if (::pread(file.fd, text.data(), text.size(), kCacheEntryHeaderSize) != static_cast<ssize_t>(text.size()))
+      continue;
+    out.push_back(KeyText{entry.hash, std::move(text)});
+  }
+  return out;
 }
 
 std::vector<CacheDirectory::Verification> CacheDirectory::verify() const {

@@ -74,6 +74,14 @@ class CacheDirectory {
   std::vector<EntryInfo> entries() const;
   uint64_t total_size() const;
 
+  struct KeyText {
+    std::string hash;  // the file name's stem
+    std::string text;  // the key text stored in the entry
+  };
+  // The key text of every entry whose header is sound, read without the payload (a few hundred
+  // bytes each). Entries are not verified in full: a load does that.
+  std::vector<KeyText> key_texts() const;
+
   struct Verification {
     EntryInfo entry;
     std::string problem;  // empty when the entry is sound

@@ -52,6 +52,15 @@ std::string encode_cache_entry(std::string_view key_text, const CachedKernel& ke
   return out;
 }
 
+std::optional<uint64_t> cache_entry_key_size(std::string_view header) {
+  if (header.size() < kCacheEntryHeaderSize || std::memcmp(header.data(), kMagic, sizeof kMagic) != 0 ||
+      get_u32(header, 8) != kCacheEntryVersion || get_u32(header, 12) != kCacheEntryHeaderSize ||
+      StableHash64().bytes(header.data(), 48).value() != get_u64(header, 48)) {
+    return std::nullopt;
+  }
+  return get_u64(header, 16);
+}
+
 DecodedCacheEntry decode_cache_entry(std::string_view bytes, std::optional<std::string_view> expected_key_text,
                                      bool with_payload) {
   DecodedCacheEntry entry;

@@ -50,4 +50,9 @@ struct DecodedCacheEntry {
 DecodedCacheEntry decode_cache_entry(std::string_view bytes, std::optional<std::string_view> expected_key_text,
                                      bool with_payload = true);
 
+// The size of the key text that follows a sound header (the first kCacheEntryHeaderSize bytes of
+// an entry), or nullopt when the header is not one (bad magic, version or header checksum). For
+// reading the keys of many entries without their payloads; a full load still verifies everything.
+std::optional<uint64_t> cache_entry_key_size(std::string_view header);
+
 }  // namespace attnc

@@ -1,9 +1,11 @@
 #include "runtime/cache/KernelCache.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "compiler/StableHash.h"
-#include "runtime/RuntimeError.h"
+#include "runtime/core/RuntimeError.h"
 
 namespace attnc {
 
@@ -97,6 +99,55 @@ std::shared_ptr<const CachedKernel> KernelCache::find(const KernelKey& key) {
     memory_.emplace(text, promise.get_future().share());  // keeps an entry another thread added meanwhile
   }
   return result.kernel;
+}
+
+std::optional<KernelCache::Match> KernelCache::find_ignoring(const KernelKey& key, std::string_view field) {
+  // Keys relaxed to one spelling of `field`, so that two keys differing only there compare equal.
+  auto relaxed = [&](const KernelKey& k) -> std::optional<std::string> {
+    if (k.find(field) == nullptr) return std::nullopt;
+    return k.with(field, "*").serialize();
+  };
+  const std::optional<std::string> wanted = relaxed(key);
+  if (!wanted) return std::nullopt;
+  auto found = [&](const KernelKey& full) -> std::optional<Match> {
+    const uint64_t disk_hits = stats().disk_hits;
+    std::shared_ptr<const CachedKernel> kernel = find(full);
+    if (!kernel) return std::nullopt;
+    std::lock_guard guard(mutex_);
+    matches_.insert_or_assign(*wanted, full);
+    return Match{full, std::move(kernel), stats_.disk_hits > disk_hits ? CacheSource::Disk : CacheSource::Memory};
+  };
+
+  std::optional<KernelKey> known;
+  std::vector<KernelKey> candidates;
+  {
+    std::lock_guard guard(mutex_);
+    if (auto it = matches_.find(*wanted); it != matches_.end()) known = it->second;
+    for (const auto& [text, future] : memory_) {
+      std::optional<KernelKey> k = KernelKey::parse(text);
+      if (k && relaxed(*k) == wanted) candidates.push_back(std::move(*k));
+    }
+  }
+  if (known) {
+    if (std::optional<Match> match = found(*known)) return match;
+  }
+  if (disk_) {
+    try {
+      for (const CacheDirectory::KeyText& entry : disk_->key_texts()) {
+        std::optional<KernelKey> k = KernelKey::parse(entry.text);
+        if (k && relaxed(*k) == wanted) candidates.push_back(std::move(*k));
+      }
+    } catch (const RuntimeError& e) {
+      record(CacheEvent::Kind::DiskError, "", e.what());
+    }
+  }
+  std::sort(candidates.begin(), candidates.end(), [&](const KernelKey& a, const KernelKey& b) {
+    return version_less(*b.find(field), *a.find(field));  // newest first
+  });
+  for (const KernelKey& candidate : candidates) {
+    if (std::optional<Match> match = found(candidate)) return match;
+  }
+  return std::nullopt;
 }
 
 CacheResult KernelCache::load_or_compile(const KernelKey& key, const std::string& text, const Compiler* compile) {

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -89,6 +90,18 @@ class KernelCache {
   // The kernel of `key` from memory or disk, or nullptr; never compiles.
   std::shared_ptr<const CachedKernel> find(const KernelKey& key);
 
+  // A kernel whose key equals `key` in every field but `field` (whatever `key` holds there), from
+  // memory or disk, never compiling; among several, the one whose `field` is the highest version
+  // (version_less). This is how a process without a compiler runs kernels an earlier process
+  // compiled: the key names the compiler's version, and only the compiler can say which it is. The
+  // match found for a key is remembered for the life of the cache.
+  struct Match {
+    KernelKey key;  // the entry's full key
+    std::shared_ptr<const CachedKernel> kernel;
+    CacheSource source = CacheSource::Memory;
+  };
+  std::optional<Match> find_ignoring(const KernelKey& key, std::string_view field);
+
   CacheStats stats() const;
   // The events since the last call, oldest first.
   std::vector<CacheEvent> take_events();
@@ -112,6 +125,7 @@ class KernelCache {
 
   mutable std::mutex mutex_;  // guards everything below
   std::unordered_map<std::string, Future> memory_;
+  std::unordered_map<std::string, KernelKey> matches_;  // find_ignoring: relaxed key text -> full key
   CacheStats stats_;
   std::vector<CacheEvent> events_;
 };

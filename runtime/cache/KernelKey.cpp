@@ -5,93 +5,98 @@
 #include <fmt/format.h>
 
 #include "compiler/StableHash.h"
-#include "runtime/RuntimeError.h"
+#include "runtime/core/RuntimeError.h"
 
 namespace attnc {
 
 namespace {
 
-// Bumped whenever a field is added, removed or changes meaning, so old entries never match.
-constexpr std::string_view kFormatLine = "attnc-kernel-key/1";
+// Bumped whenever the layout of the text changes, so old entries never match. /2: keys name their
+// family and carry the family's own fields.
+constexpr std::string_view kFormatLine = "attnc-kernel-key/2";
 
-void check_text(std::string_view field, std::string_view value, bool may_be_empty) {
-  if (value.empty() && !may_be_empty) throw RuntimeError(fmt::format("kernel key: field '{}' is empty", field));
+bool is_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  }
+  return true;
+}
+
+bool has_control(std::string_view value) {
   for (char c : value) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      throw RuntimeError(fmt::format("kernel key: field '{}' holds a control character", field));
-    }
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
   }
+  return false;
 }
 
-std::string signature_text(const std::optional<ir::Signature>& signature) {
-  return signature ? signature->hex() : std::string("none");
-}
-
-std::optional<uint64_t> parse_hex64(std::string_view text) {
-  if (text.size() != 16) return std::nullopt;
-  uint64_t value = 0;
+bool is_hex(std::string_view text) {
   for (char c : text) {
-    int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (digit < 0) return std::nullopt;
-    value = value << 4 | static_cast<uint64_t>(digit);
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   }
-  return value;
+  return true;
 }
 
-// "none" or 32 lowercase hex digits. Outer optional: parse success; inner: the signature.
-std::optional<std::optional<ir::Signature>> parse_signature(std::string_view text) {
-  if (text == "none") return std::optional<ir::Signature>();
-  if (text.size() != 32) return std::nullopt;
-  auto high = parse_hex64(text.substr(0, 16));
-  auto low = parse_hex64(text.substr(16));
-  if (!high || !low) return std::nullopt;
-  return std::optional<ir::Signature>(ir::Signature{*high, *low});
-}
-
-std::optional<int> parse_int(std::string_view text) {
-  int value = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
-  return value;
+// "13.0" -> {13, 0}; nullopt for anything else.
+std::optional<std::vector<long>> version_parts(std::string_view text) {
+  std::vector<long> parts;
+  while (true) {
+    long value = 0;
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (error != std::errc() || end == text.data()) return std::nullopt;
+    parts.push_back(value);
+    text.remove_prefix(static_cast<size_t>(end - text.data()));
+    if (text.empty()) return parts;
+    if (text[0] != '.') return std::nullopt;
+    text.remove_prefix(1);
+  }
 }
 
 }  // namespace
 
+KernelKey& KernelKey::add(std::string name, std::string value) {
+  fields.emplace_back(std::move(name), std::move(value));
+  return *this;
+}
+
+const std::string* KernelKey::find(std::string_view name) const {
+  for (const auto& [field, value] : fields) {
+    if (field == name) return &value;
+  }
+  return nullptr;
+}
+
+KernelKey KernelKey::with(std::string_view name, std::string_view value) const {
+  KernelKey copy = *this;
+  bool found = false;
+  for (auto& [field, old] : copy.fields) {
+    if (field == name) old = value, found = true;
+  }
+  if (!found) throw RuntimeError(fmt::format("kernel key of family '{}' has no field '{}'", family, name));
+  return copy;
+}
+
 std::string KernelKey::serialize() const {
-  check_text("arch", arch, false);
-  check_text("nvrtc", nvrtc_version, false);
-  check_text("template", template_hash, false);
-  check_text("emit", emit, false);
-  for (const std::string& option : compile_options) check_text("option", option, true);
+  if (!is_name(family)) throw RuntimeError(fmt::format("kernel key: bad family name '{}'", family));
   std::string out;
   out.reserve(512);
   out += kFormatLine;
+  out += "\nfamily=";
+  out += family;
   out += '\n';
-  auto line = [&](std::string_view name, std::string_view value) {
+  for (const auto& [name, value] : fields) {
+    if (!is_name(name)) throw RuntimeError(fmt::format("kernel key: bad field name '{}'", name));
+    if (has_control(value)) throw RuntimeError(fmt::format("kernel key: field '{}' holds a control character", name));
     out += name;
     out += '=';
     out += value;
     out += '\n';
-  };
-  line("score_mod", signature_text(score_mod));
-  line("mask_mod", signature_text(mask_mod));
-  line("dtype", dtype_name(dtype));
-  line("head_dim", std::to_string(head_dim));
-  line("head_dim_v", std::to_string(head_dim_v));
-  line("block_m", std::to_string(tile.block_m));
-  line("block_n", std::to_string(tile.block_n));
-  line("num_warps", std::to_string(tile.num_warps));
-  line("arch", arch);
-  line("nvrtc", nvrtc_version);
-  line("template", template_hash);
-  line("check_bounds", check_bounds ? "1" : "0");
-  line("emit", emit);
-  for (const std::string& option : compile_options) line("option", option);
+  }
   return out;
 }
 
 std::optional<KernelKey> KernelKey::parse(std::string_view text) {
-  // Split into lines; the text must end with a newline, as serialize() writes it.
+  // Lines; the text must end with a newline, as serialize() writes it.
   std::vector<std::string_view> lines;
   while (!text.empty()) {
     size_t end = text.find('\n');
@@ -99,57 +104,16 @@ std::optional<KernelKey> KernelKey::parse(std::string_view text) {
     lines.push_back(text.substr(0, end));
     text.remove_prefix(end + 1);
   }
-  // The fields in serialisation order, and their positions.
-  static constexpr std::string_view kFields[] = {"score_mod", "mask_mod",     "dtype",     "head_dim", "head_dim_v",
-                                                 "block_m",   "block_n",      "num_warps", "arch",     "nvrtc",
-                                                 "template",  "check_bounds", "emit"};
-  enum Field { Score, Mask, Dtype, HeadDim, HeadDimV, BlockM, BlockN, NumWarps, Arch, Nvrtc, Template, Bounds, Emit };
-  constexpr size_t kFieldCount = std::size(kFields);
-  if (lines.size() < kFieldCount + 1 || lines[0] != kFormatLine) return std::nullopt;
-  std::string_view values[kFieldCount];
-  for (size_t i = 0; i < kFieldCount; ++i) {
-    std::string_view l = lines[i + 1];
-    if (!l.starts_with(kFields[i]) || l.size() <= kFields[i].size() || l[kFields[i].size()] != '=') {
-      return std::nullopt;
-    }
-    values[i] = l.substr(kFields[i].size() + 1);
-  }
+  if (lines.size() < 2 || lines[0] != kFormatLine || !lines[1].starts_with("family=")) return std::nullopt;
   KernelKey key;
-  auto score = parse_signature(values[Score]);
-  auto mask = parse_signature(values[Mask]);
-  auto dtype = parse_dtype(values[Dtype]);
-  if (!score || !mask || !dtype || dtype_name(*dtype) != values[Dtype]) return std::nullopt;
-  key.score_mod = *score;
-  key.mask_mod = *mask;
-  key.dtype = *dtype;
-  std::pair<Field, int*> ints[] = {{HeadDim, &key.head_dim},
-                                   {HeadDimV, &key.head_dim_v},
-                                   {BlockM, &key.tile.block_m},
-                                   {BlockN, &key.tile.block_n},
-                                   {NumWarps, &key.tile.num_warps}};
-  for (auto [field, target] : ints) {
-    auto value = parse_int(values[field]);
-    if (!value) return std::nullopt;
-    *target = *value;
-  }
-  key.arch = values[Arch];
-  key.nvrtc_version = values[Nvrtc];
-  key.template_hash = values[Template];
-  if (values[Bounds] != "0" && values[Bounds] != "1") return std::nullopt;
-  key.check_bounds = values[Bounds] == "1";
-  key.emit = values[Emit];
-  for (size_t i = kFieldCount + 1; i < lines.size(); ++i) {
-    if (!lines[i].starts_with("option=")) return std::nullopt;
-    key.compile_options.emplace_back(lines[i].substr(7));
-  }
-  // Only canonical text parses: anything serialize() would write differently is rejected.
-  try {
-    std::string again = key.serialize();
-    std::string original;
-    for (std::string_view l : lines) (original += l) += '\n';
-    if (again != original) return std::nullopt;
-  } catch (const RuntimeError&) {
-    return std::nullopt;
+  key.family = lines[1].substr(7);
+  if (!is_name(key.family)) return std::nullopt;
+  for (size_t i = 2; i < lines.size(); ++i) {
+    size_t eq = lines[i].find('=');
+    if (eq == std::string_view::npos) return std::nullopt;
+    std::string_view name = lines[i].substr(0, eq), value = lines[i].substr(eq + 1);
+    if (!is_name(name) || has_control(value)) return std::nullopt;
+    key.add(std::string(name), std::string(value));
   }
   return key;
 }
@@ -160,14 +124,11 @@ std::string KernelKey::hash_hex() const {
 }
 
 std::string KernelKey::summary() const {
-  auto short_sig = [](const std::optional<ir::Signature>& s) {
-    return s ? s->hex().substr(0, 8) : std::string("none");
-  };
-  std::string out = fmt::format("score={} mask={} {} d{}/{} {}x{}w{} {} nvrtc{} tmpl={} {}", short_sig(score_mod),
-                                short_sig(mask_mod), dtype_name(dtype), head_dim, head_dim_v, tile.block_m,
-                                tile.block_n, tile.num_warps, arch, nvrtc_version, template_hash.substr(0, 8), emit);
-  if (check_bounds) out += " check-bounds";
-  for (const std::string& option : compile_options) out += " " + option;
+  std::string out = family;
+  for (const auto& [name, value] : fields) {
+    const bool long_hex = value.size() == 32 && is_hex(value);
+    out += fmt::format(" {}={}", name, long_hex ? value.substr(0, 8) : value);
+  }
   return out;
 }
 
@@ -176,6 +137,12 @@ std::string hash_template_sources(const std::vector<std::pair<std::string_view, 
   hash.u64(sources.size());
   for (const auto& [name, text] : sources) hash.text(name).text(text);
   return hash.hex();
+}
+
+bool version_less(std::string_view a, std::string_view b) {
+  std::optional<std::vector<long>> va = version_parts(a), vb = version_parts(b);
+  if (!va || !vb) return !va && vb;  // non-versions first
+  return *va < *vb;
 }
 
 }  // namespace attnc

@@ -1,5 +1,5 @@
 #pragma once
-// The inner loops of the CPU flash kernel (runtime/cpu/CpuFlashAttention.cpp), behind a table of
+// The inner loops of the CPU flash kernel (runtime/families/flash/FlashCpu.cpp), behind a table of
 // function pointers so one binary carries several instruction sets and picks one at run time:
 // AVX-512 where the CPU has it (compiled with target attributes, so the library still runs on
 // older CPUs), portable scalar C++ everywhere else.

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/RuntimeError.h"
+#include "runtime/core/RuntimeError.h"
 
 namespace attnc::cuda {
 

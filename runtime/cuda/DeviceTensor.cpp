@@ -4,7 +4,7 @@
 #include <memory>
 #include <utility>
 
-#include "runtime/RuntimeError.h"
+#include "runtime/core/RuntimeError.h"
 #include "runtime/cuda/CudaDriver.h"
 
 namespace attnc::cuda {

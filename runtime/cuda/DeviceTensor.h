@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "compiler/DType.h"
-#include "runtime/Tensor.h"
+#include "runtime/core/Tensor.h"
 
 namespace attnc::cuda {
 

@@ -1,22 +1,24 @@
 #include "runtime/cuda/KernelSource.h"
 
+#include <algorithm>
 #include <set>
 #include <string_view>
 
 #include <fmt/format.h>
 
-#include "runtime/RuntimeError.h"
+#include "runtime/cache/KernelKey.h"
+#include "runtime/core/RuntimeError.h"
 #include "runtime/cuda/EmbeddedKernels.h"
 
 namespace attnc::cuda {
 
 namespace {
 
-bool has_embedded(std::string_view name) {
+const EmbeddedKernelSource* find_embedded(std::string_view name) {
   for (const EmbeddedKernelSource& source : embedded_kernel_sources()) {
-    if (source.name == name) return true;
+    if (source.name == name) return &source;
   }
-  return false;
+  return nullptr;
 }
 
 // The include target of a line `#include "X"` (spaces allowed around '#'), or empty.
@@ -63,55 +65,35 @@ void flatten_into(std::string_view text, const KernelProgram& program, std::set<
   }
 }
 
-// The embedded templates, and the generated mods, as the program's headers.
-KernelTranslationUnit program_with_headers(const ir::CudaModSource& mods) {
-  KernelTranslationUnit unit;
-  for (const EmbeddedKernelSource& source : embedded_kernel_sources()) {
-    unit.program.headers.push_back({std::string(source.name), std::string(source.text), false});
-  }
-  unit.program.headers.push_back({kGeneratedModsHeader, mods.text, true});
-  unit.program.name = "attnc_kernel.cu";
-  return unit;
-}
-
-int sm_number(const std::string& arch) { return std::stoi(arch.substr(3, 2)); }
-
 }  // namespace
 
-KernelTranslationUnit make_kernel_translation_unit(const ir::CudaModSource& mods, const KernelSpec& spec) {
-  if (spec.dtype != DType::F16 && spec.dtype != DType::BF16) {
-    throw RuntimeError(fmt::format("kernels take fp16 or bf16 inputs, not {}", dtype_name(spec.dtype)));
-  }
-  const int head_dim_v = spec.head_dim_v == 0 ? spec.head_dim : spec.head_dim_v;
-  check_cuda_arch(spec.arch);
-  if (!has_embedded("flash_attention.cuh")) throw RuntimeError("this build has no flash-attention template");
-  KernelTranslationUnit unit = program_with_headers(mods);
-  unit.flash_attention = true;
-  unit.entry = "attnc_flash_forward";
-  unit.tile = choose_tile_config(spec.head_dim, head_dim_v, sm_number(spec.arch));  // checks the head dims
-
-  // The order flash_attention.cuh's header comment asks for: the template, the generated code, the
-  // traits adapting it, then the instantiation.
-  std::string& main = unit.program.source;
-  main += fmt::format("// attnc kernel: {} head_dim={} head_dim_v={} {} {}{}\n", dtype_name(spec.dtype), spec.head_dim,
-                      head_dim_v, spec.arch, to_string(unit.tile), mods.check_bounds ? " check_bounds" : "");
-  main += "#include \"flash_attention.cuh\"\n";
-  main += fmt::format("#include \"{}\"\n", kGeneratedModsHeader);
-  main += "#include \"generated_mods.cuh\"\n\n";
-  main += fmt::format(
-      "ATTNC_INSTANTIATE_FLASH_FORWARD({}, attnc_flash::GeneratedMods, attnc_dev::{}, {}, {}, {}, {}, {})\n",
-      unit.entry, spec.dtype == DType::F16 ? "f16_t" : "bf16_t", spec.head_dim, head_dim_v, unit.tile.block_m,
-      unit.tile.block_n, unit.tile.num_warps);
-  return unit;
+std::vector<SourceHeader> embedded_headers(std::initializer_list<std::string_view> roots) {
+  std::vector<SourceHeader> headers;
+  std::set<std::string_view> seen;
+  // Depth first, in order of first inclusion: the list (and so its hash) depends on the templates'
+  // text only, not on the order in which the build found the files.
+  auto visit = [&](auto&& self, std::string_view name, int depth) -> void {
+    if (depth > 32) throw RuntimeError("kernel templates include each other more than 32 levels deep");
+    if (!seen.insert(name).second) return;
+    const EmbeddedKernelSource* source = find_embedded(name);
+    if (source == nullptr) throw RuntimeError(fmt::format("this build embeds no kernel template '{}'", name));
+    headers.push_back({std::string(source->name), std::string(source->text), false});
+    std::string_view text = source->text;
+    for (size_t start = 0; start < text.size();) {
+      size_t end = std::min(text.find('\n', start), text.size());
+      std::string_view target = quoted_include(text.substr(start, end - start));
+      if (!target.empty() && find_embedded(target) != nullptr) self(self, target, depth + 1);
+      start = end + 1;
+    }
+  };
+  for (std::string_view root : roots) visit(visit, root, 0);
+  return headers;
 }
 
-KernelTranslationUnit make_probe_translation_unit(const ir::CudaModSource& mods, const std::string& arch) {
-  check_cuda_arch(arch);
-  KernelTranslationUnit unit = program_with_headers(mods);
-  unit.entry = "attnc_mod_probe";
-  unit.program.source = fmt::format("// attnc mod probe: {}{}\n#include \"{}\"\n#include \"mod_probe.cuh\"\n", arch,
-                                    mods.check_bounds ? " check_bounds" : "", kGeneratedModsHeader);
-  return unit;
+std::string template_hash(const std::vector<SourceHeader>& headers) {
+  std::vector<std::pair<std::string_view, std::string_view>> sources;
+  for (const SourceHeader& header : headers) sources.emplace_back(header.name, header.text);
+  return hash_template_sources(sources);
 }
 
 std::string flatten_program(const KernelProgram& program) {

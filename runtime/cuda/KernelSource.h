@@ -1,47 +1,31 @@
 #pragma once
-// The complete CUDA translation unit for one kernel specialisation: the generated mods
-// (compiler/CudaCodegen.h, as the header "attnc_mods.cuh"), the embedded kernel templates
-// (runtime/kernels/*.cuh) as headers, and a main file that instantiates the entry point.
-// `attnc compile --emit cuda` writes it flattened into one file; NVRTC compiles it as a program.
+// Assembling CUDA translation units from the embedded kernel templates (runtime/kernels/*.cuh and
+// runtime/families/*/*.cuh, runtime/cuda/EmbeddedKernels.h) and generated code. A family names the
+// templates its main file includes; embedded_headers() follows their `#include "X"` lines to every
+// embedded template they need, so the family's program carries those headers and its cache key
+// hashes exactly them: editing one family's template leaves every other family's cached kernels
+// valid. `attnc compile --emit cuda` writes a program flattened into one file.
 
+#include <initializer_list>
 #include <string>
+#include <string_view>
+#include <vector>
 
-#include "compiler/CudaCodegen.h"
-#include "compiler/DType.h"
 #include "runtime/cuda/Nvrtc.h"
-#include "runtime/cuda/TileConfig.h"
 
 namespace attnc::cuda {
 
-// What the entry point is specialised for besides the mods.
-struct KernelSpec {
-  DType dtype = DType::BF16;  // q, k, v and output: F16 or BF16
-  int head_dim = 128;
-  int head_dim_v = 0;  // 0: equal to head_dim
-  std::string arch = "sm_80";
-};
-
-struct KernelTranslationUnit {
-  KernelProgram program;  // main source, headers (templates + the generated mods)
-  std::string entry;      // the extern "C" function to launch
-  // Whether the entry is the flash-attention template's ("attnc_flash_forward", taking
-  // attnc_flash::FlashParams<attnc_gen::ModParams>) or the mod probe's ("attnc_mod_probe",
-  // runtime/kernels/mod_probe.cuh).
-  bool flash_attention = false;
-  TileConfig tile;  // the template's tiling (runtime/cuda/TileConfig.h); zero for the probe
-};
-
-// The name the generated header is included under.
+// The name the generated mod code (compiler/CudaCodegen.h) is included under.
 inline constexpr const char* kGeneratedModsHeader = "attnc_mods.cuh";
 
-// The flash-attention kernel with these mods (ATTNC_INSTANTIATE_FLASH_FORWARD, tiles from
-// choose_tile_config). RuntimeError for a dtype other than fp16/bf16, a head dim the template does
-// not support or an unknown architecture.
-KernelTranslationUnit make_kernel_translation_unit(const ir::CudaModSource& mods, const KernelSpec& spec);
+// The embedded templates `roots` and everything they include among the embedded templates, each
+// once, in the order of first inclusion (depth first, roots in the order given). Includes of names
+// that are not embedded (the generated header, host-only headers) are left to the compiler.
+// RuntimeError when a root is not embedded.
+std::vector<SourceHeader> embedded_headers(std::initializer_list<std::string_view> roots);
 
-// The mod probe around these mods: the smallest kernel that calls all three hooks, for compiling
-// and checking generated code alone (NVRTC tests, device-side semantics checks).
-KernelTranslationUnit make_probe_translation_unit(const ir::CudaModSource& mods, const std::string& arch);
+// The stable hash (hex) of the headers' names and texts, in order: a key's template field.
+std::string template_hash(const std::vector<SourceHeader>& headers);
 
 // The program as one self-contained file: each `#include "X"` of one of its headers replaced by the
 // header's text (once; `#pragma once` lines dropped), for reading or for nvcc.

@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "runtime/cuda/Architectures.h"
+
 namespace attnc::cuda {
 
 namespace {
@@ -158,13 +160,6 @@ NvrtcError::NvrtcError(const std::string& message, std::string log_text, std::ve
       log(std::move(log_text)),
       options(std::move(options_used)),
       source(std::move(source_text)) {}
-
-void check_cuda_arch(const std::string& arch) {
-  for (const char* known : {"sm_80", "sm_86", "sm_89", "sm_90", "sm_90a"}) {
-    if (arch == known) return;
-  }
-  throw RuntimeError(fmt::format("unknown GPU architecture '{}'; expected sm_80, sm_86, sm_89, sm_90 or sm_90a", arch));
-}
 
 const Nvrtc& Nvrtc::get() {
   static const Nvrtc* instance = [] {

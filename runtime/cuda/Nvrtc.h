@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "runtime/RuntimeError.h"
+#include "runtime/core/RuntimeError.h"
 
 namespace attnc::cuda {
 
@@ -34,7 +34,7 @@ struct KernelProgram {
 };
 
 struct NvrtcOptions {
-  std::string arch = "sm_80";      // sm_80, sm_86, sm_89, sm_90 or sm_90a (a real architecture)
+  std::string arch = "sm_80";      // one of kCudaArchitectures (runtime/cuda/Architectures.h)
   bool line_info = false;          // -lineinfo, for profilers
   std::vector<std::string> extra;  // appended as given
 };
@@ -97,8 +97,5 @@ class Nvrtc {
   std::string library_;
   int major_ = 0, minor_ = 0;
 };
-
-// Checks an architecture name: sm_80, sm_86, sm_89, sm_90 or sm_90a. RuntimeError otherwise.
-void check_cuda_arch(const std::string& arch);
 
 }  // namespace attnc::cuda

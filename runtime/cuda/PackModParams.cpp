@@ -5,8 +5,10 @@
 
 #include <fmt/format.h>
 
-#include "runtime/RuntimeError.h"
-#include "runtime/kernels/mod_abi.cuh"
+#include "dsl/Errors.h"
+#include "runtime/core/AttentionChecks.h"
+#include "runtime/core/RuntimeError.h"
+#include "runtime/core/Tensor.h"
 
 namespace attnc::cuda {
 
@@ -61,6 +63,68 @@ std::vector<unsigned char> pack_mod_params(const ir::CudaModSource& mods, std::s
     }
   }
   return bytes;
+}
+
+namespace {
+
+void check_launch_mod(const char* function, const Mod* mod, const ModSpec& compiled, const char* role) {
+  if ((mod != nullptr) != bool(compiled)) {
+    throw RuntimeError(fmt::format("{}: the kernel was compiled {} a {}, but the launch passes {}", function,
+                                   compiled ? "with" : "without", role, mod ? mod->describe() : "none"));
+  }
+  if (mod == nullptr) return;
+  if (mod->signature() != *compiled.signature()) {
+    throw RuntimeError(
+        fmt::format("{}: {} differs from the {} the kernel was compiled for (other code or tensor storage types)",
+                    function, mod->describe(), role));
+  }
+  if (!mod->fully_bound()) {
+    std::string names;
+    for (const std::string& name : mod->unbound_params()) names += (names.empty() ? "'" : ", '") + name + "'";
+    throw RuntimeError(fmt::format("{}: {} has unbound parameters: {}", function, mod->describe(), names));
+  }
+}
+
+std::vector<ir::ParamBinding> device_bindings(const char* function, const Mod* mod) {
+  std::vector<ir::ParamBinding> bindings;
+  if (mod == nullptr) return bindings;
+  for (size_t i = 0; i < mod->def().params.size(); ++i) {
+    const Mod::Argument& argument = *mod->argument(i);
+    if (const auto* value = std::get_if<ir::Value>(&argument)) {
+      bindings.emplace_back(*value);
+      continue;
+    }
+    const Tensor& tensor = std::get<Tensor>(argument);
+    if (tensor.device() != Device::Cuda) {
+      throw RuntimeError(fmt::format("{}: {}: tensor parameter '{}' must be a CUDA tensor for a CUDA launch, got {}",
+                                     function, mod->describe(), mod->def().params[i].name, tensor.describe()));
+    }
+    bindings.emplace_back(ir::TensorArg{tensor.data(), tensor.dtype(), tensor.shape(), tensor.strides()});
+  }
+  return bindings;
+}
+
+}  // namespace
+
+std::vector<unsigned char> pack_launch_mods(const char* function, const ir::CudaModSource& mods, const Mod* score,
+                                            const ModSpec& score_spec, const Mod* mask, const ModSpec& mask_spec) {
+  check_launch_mod(function, score, score_spec, "score mod");
+  check_launch_mod(function, mask, mask_spec, "mask mod");
+  const std::vector<ir::ParamBinding> score_args = device_bindings(function, score);
+  const std::vector<ir::ParamBinding> mask_args = device_bindings(function, mask);
+  return pack_mod_params(mods, score_args, mask_args);
+}
+
+std::string bounds_report_message(const char* function, const ir::CudaModSource& mods,
+                                  const attnc_abi::BoundsReport& report, const Mod* score, const Mod* mask) {
+  // The report's param indexes the generated fields: the score mod's parameters, then the mask mod's.
+  const size_t field = static_cast<size_t>(report.param);
+  ATTNC_ASSERT(field < mods.fields.size(), "bounds report names no parameter");
+  const ir::CudaParamField& f = mods.fields[field];
+  const Mod* mod = f.from_mask ? mask : score;
+  ATTNC_ASSERT(mod != nullptr, "bounds report names a parameter of a mod the launch did not pass");
+  return out_of_range_message(function, *mod, f.param, report.dim, report.index, report.extent, report.b, report.h,
+                              report.q_idx, report.kv_idx);
 }
 
 }  // namespace attnc::cuda

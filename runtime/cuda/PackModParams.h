@@ -9,6 +9,9 @@
 
 #include "compiler/CudaCodegen.h"
 #include "compiler/Interpreter.h"
+#include "runtime/core/Mod.h"
+#include "runtime/core/ModSpec.h"
+#include "runtime/kernels/mod_abi.cuh"
 
 namespace attnc::cuda {
 
@@ -18,5 +21,17 @@ namespace attnc::cuda {
 // params_size bytes (zero padding), from operator new, so it is aligned for the struct.
 std::vector<unsigned char> pack_mod_params(const ir::CudaModSource& mods, std::span<const ir::ParamBinding> score_args,
                                            std::span<const ir::ParamBinding> mask_args);
+
+// The ModParams bytes for a launch of a kernel compiled for `score_spec` and `mask_spec` (whose
+// generated code is `mods`): checks that the launch's mods have the compiled signatures (both
+// absent or both present), are fully bound, and bind CUDA tensors. RuntimeErrors start with
+// `function`.
+std::vector<unsigned char> pack_launch_mods(const char* function, const ir::CudaModSource& mods, const Mod* score,
+                                            const ModSpec& score_spec, const Mod* mask, const ModSpec& mask_spec);
+
+// The message for a bounds report a launch filled (report.failed != 0): the mod, parameter, index,
+// extent and position, as runtime/core/AttentionChecks.h's out_of_range_message writes it.
+std::string bounds_report_message(const char* function, const ir::CudaModSource& mods,
+                                  const attnc_abi::BoundsReport& report, const Mod* score, const Mod* mask);
 
 }  // namespace attnc::cuda

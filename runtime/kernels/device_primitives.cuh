@@ -1,7 +1,7 @@
 #pragma once
 // Every device primitive the kernel templates use, behind small wrappers, so the same template
 // source compiles for the GPU (NVRTC or nvcc: inline PTX, no CUDA or system headers) and as host
-// C++ for the CPU emulation (runtime/cuda/HostEmulation.h, which follows the PTX ISA's semantics
+// C++ for the CPU emulation (runtime/emulation/HostEmulation.h, which follows the PTX ISA's semantics
 // and fragment layouts). Kernel code calls only what is here; it never names threadIdx, asm or
 // __syncthreads directly, so nothing in the template can bypass the emulation.
 //
@@ -36,7 +36,7 @@
 #include <cstring>
 
 #include "compiler/DType.h"
-#include "runtime/cuda/HostEmulation.h"
+#include "runtime/emulation/HostEmulation.h"
 #endif
 
 namespace attnc_dev {

@@ -21,7 +21,7 @@
 #include "compiler/Signature.h"
 #include "compiler/TileClassifier.h"
 #include "dsl/Errors.h"
-#include "runtime/CpuModProgram.h"
+#include "runtime/core/CpuModAbi.h"
 
 namespace attnc::jit {
 
@@ -36,7 +36,7 @@ using ir::Type;
 using LValue = llvm::Value;
 
 // Byte offsets of the runtime structs' fields, taken from the C++ definitions so that the generated
-// code and runtime/CpuModProgram.h cannot drift apart.
+// code and runtime/core/CpuModAbi.h cannot drift apart.
 template <typename Struct, typename Field>
 uint64_t offset_of(Field Struct::*member) {
   const Struct probe{};
@@ -506,10 +506,8 @@ class Lowering {
   // The element at `offset` (i64, uniform or varying) of tensor `param`, as IR type `elem`.
   LValue* element(uint32_t param, Type elem, LValue* offset) {
     DType dtype = storage_of(param, elem);
-    bool fits = (elem == Type::Float && dtype_is_float(dtype)) || (elem == Type::Int && dtype_is_integer(dtype)) ||
-                (elem == Type::Bool && dtype_is_boolean(dtype));
-    ATTNC_ASSERT(fits, std::string("LLVM codegen: ") + ir::type_name(elem) + " tensor stored as " +
-                           std::string(dtype_name(dtype)));
+    ATTNC_ASSERT(ir::storage_fits(elem, dtype), std::string("LLVM codegen: ") + ir::type_name(elem) +
+                                                    " tensor stored as " + std::string(dtype_name(dtype)));
     llvm::Type* stored = storage_type(dtype);
     LValue* base = b_.CreateBitCast(view(param).data, llvm::PointerType::getUnqual(stored));
     LValue* address = b_.CreateInBoundsGEP(stored, base, offset);

@@ -12,7 +12,7 @@
 // libraries stay in the one folder the build compiles only when LLVM is found; this header names
 // LLVM types only by forward declaration.
 //
-// The generated functions have C ABIs matching runtime/CpuModProgram.h:
+// The generated functions have C ABIs of runtime/core/CpuModAbi.h:
 //   void tile(float* scores, int64_t ld, int32_t rows, int32_t cols, int32_t q_first, int32_t kv_first,
 //             const TilePosition* at, const CpuParam* params, int32_t check_bounds, CpuBoundsReport* report);
 //   int32_t classify(int32_t q_first, int32_t q_last, int32_t kv_first, int32_t kv_last,

@@ -21,7 +21,7 @@
 #include <llvm/Target/TargetMachine.h>
 
 #include "dsl/Errors.h"
-#include "runtime/RuntimeError.h"
+#include "runtime/core/RuntimeError.h"
 #include "runtime/llvm/LlvmCodegen.h"
 
 namespace attnc::jit {

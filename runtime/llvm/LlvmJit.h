@@ -2,11 +2,11 @@
 // The process-wide LLVM ORC JIT of the CPU backend: takes the modules runtime/llvm/LlvmCodegen.h
 // generates, optimises them at O3 for the host CPU (AVX-512 / AVX2 as available), compiles them and
 // returns the functions' addresses. Every ORC call lives in LlvmJit.cpp; this header names no LLVM
-// type, so runtime/CpuModProgram.cpp and the tests use it without LLVM's headers. Built only when
+// type, so runtime/cpu/CpuModProgram.cpp and the tests use it without LLVM's headers. Built only when
 // LLVM is found (ATTNC_HAVE_LLVM).
 //
 // Thread-safe: compilations are serialised (the JIT is shared, and compiling is rare because
-// runtime/CpuModProgram.cpp caches programs); the compiled functions may run on any thread at once.
+// runtime/cpu/CpuModProgram.cpp caches programs); the compiled functions may run on any thread at once.
 
 #include <cstdint>
 #include <memory>
@@ -16,7 +16,7 @@
 #include "compiler/DType.h"
 #include "compiler/IR.h"
 #include "compiler/Module.h"
-#include "runtime/CpuModProgram.h"
+#include "runtime/core/CpuModAbi.h"
 
 namespace attnc::jit {
 

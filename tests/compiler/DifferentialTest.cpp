@@ -19,7 +19,7 @@
 #include "compiler/Printer.h"
 #include "compiler/ShareSubexpressions.h"
 #include "compiler/Simplify.h"
-#include "tests/compiler/RandomExpr.h"
+#include "tests/support/RandomExpr.h"
 
 using namespace attnc::ir;
 using namespace attnc::ir::test;

@@ -15,8 +15,8 @@
 #include <fmt/format.h>
 
 #include "compiler/CudaCodegen.h"
-#include "runtime/Mods.h"
-#include "runtime/Tensor.h"
+#include "runtime/core/Mods.h"
+#include "runtime/core/Tensor.h"
 
 using namespace attnc;
 

@@ -14,9 +14,9 @@
 
 #include <catch2/catch.hpp>
 
-#include "runtime/Mods.h"
-#include "runtime/Npy.h"
-#include "runtime/ReferenceAttention.h"
+#include "runtime/core/Mods.h"
+#include "runtime/core/Npy.h"
+#include "runtime/reference/ReferenceAttention.h"
 
 namespace fs = std::filesystem;
 

@@ -15,6 +15,7 @@
 
 #include "tests/tools/AttncProcess.h"
 
+#include "compiler/Signature.h"
 #include "runtime/cache/KernelCache.h"
 
 namespace fs = std::filesystem;
@@ -33,13 +34,9 @@ struct TempDirectory : attnc_test::TempDirectory {
 
 KernelKey key_number(uint64_t i) {
   KernelKey key;
-  key.score_mod = ir::Signature{0xabc, i};
-  key.dtype = DType::F16;
-  key.head_dim = key.head_dim_v = 64;
-  key.tile = KernelKey::Tile{128, 64, 4};
-  key.arch = "sm_90a";
-  key.nvrtc_version = "13.0";
-  key.template_hash = "0f0f";
+  key.family = "flash";
+  key.add("score_mod", ir::Signature{0xabc, i}.hex()).add("dtype", "fp16").add("head_dim", "64");
+  key.add("arch", "sm_90a").add("nvrtc", "13.0").add("template", "0f0f");
   return key;
 }
 
@@ -85,7 +82,7 @@ TEST_CASE("attnc cache stats and list describe the entries, most recently used f
   for (int i = 0; i < 3; ++i) {
     CAPTURE(i, lines[i]);
     CHECK(lines[i].starts_with(key_number(static_cast<uint64_t>(2 - i)).hash_hex()));  // newest first
-    CHECK_THAT(lines[i], Catch::Contains("fp16 d64/64 128x64w4 sm_90a nvrtc13.0"));
+    CHECK_THAT(lines[i], Catch::Contains("flash score_mod=00000000 dtype=fp16 head_dim=64 arch=sm_90a nvrtc=13.0"));
   }
 
   SECTION("ATTNC_CACHE_DIR is the default directory, created 0700") {

@@ -15,9 +15,9 @@
 #include "tests/tools/AttncProcess.h"
 
 #include "compiler/Frontend.h"
-#include "runtime/Mod.h"
-#include "runtime/Npy.h"
-#include "runtime/ReferenceAttention.h"
+#include "runtime/core/Mod.h"
+#include "runtime/core/Npy.h"
+#include "runtime/reference/ReferenceAttention.h"
 
 namespace fs = std::filesystem;
 
@@ -167,17 +167,16 @@ TEST_CASE("attnc run writes the reference attention of the example inputs", "[cl
 TEST_CASE("attnc run explains bad arguments with the documented exit codes", "[cli][run]") {
   const std::string inputs = "--q examples/inputs/q.npy --k examples/inputs/k.npy --v examples/inputs/v.npy";
   fs::path out = scratch_dir() / "bad_out.npy";
-  SECTION("missing inputs is a usage error") {
-    CHECK(run_attnc("run examples/mistral.attn -o x.npy").status == 2);
-  }
+  SECTION("missing inputs is a usage error") { CHECK(run_attnc("run examples/mistral.attn -o x.npy").status == 2); }
   SECTION("an unknown parameter is a usage error") {
     Result r = run_attnc("run examples/mistral.attn --mask-mod sliding_window --arg wndow=3 " + inputs + " -o '" +
-                     out.string() + "'");
+                         out.string() + "'");
     CHECK(r.status == 2);
     CHECK(r.err.find("wndow") != std::string::npos);
   }
   SECTION("an unbound parameter is a run-time error naming it") {
-    Result r = run_attnc("run examples/mistral.attn --mask-mod sliding_window " + inputs + " -o '" + out.string() + "'");
+    Result r =
+        run_attnc("run examples/mistral.attn --mask-mod sliding_window " + inputs + " -o '" + out.string() + "'");
     CHECK(r.status == 3);
     CHECK(r.err.find("window") != std::string::npos);
   }
@@ -187,9 +186,10 @@ TEST_CASE("attnc run explains bad arguments with the documented exit codes", "[c
     CHECK(r.err.find("nope.npy") != std::string::npos);
   }
   SECTION("--check-bounds turns an out-of-range index into an error naming the mod and parameter") {
-    fs::path mods = write_file("oob.attn", "mask_mod shifted(ids: int[B, S]) = ids[b, q_idx + 1000] == ids[b, kv_idx];\n");
-    std::string run = "run '" + mods.string() + "' --mask-mod shifted --arg ids=examples/inputs/doc_ids.npy " +
-                      inputs + " -o '" + out.string() + "'";
+    fs::path mods =
+        write_file("oob.attn", "mask_mod shifted(ids: int[B, S]) = ids[b, q_idx + 1000] == ids[b, kv_idx];\n");
+    std::string run = "run '" + mods.string() + "' --mask-mod shifted --arg ids=examples/inputs/doc_ids.npy " + inputs +
+                      " -o '" + out.string() + "'";
     CHECK(run_attnc(run).status == 0);  // clamped by default
     Result r = run_attnc(run + " --check-bounds");
     CHECK(r.status == 3);

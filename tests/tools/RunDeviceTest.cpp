@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/Npy.h"
-#include "runtime/Tensor.h"
+#include "runtime/core/Npy.h"
+#include "runtime/core/Tensor.h"
 #include "runtime/cuda/CudaDriver.h"
 
 namespace fs = std::filesystem;

@@ -256,8 +256,8 @@ TEST_CASE("attnc warmup compiles with NVRTC and a second warmup finds everything
   CHECK(second.status == 0);
   CHECK_THAT(second.out, Catch::Contains("1 kernel: 0 compiled, 1 already cached, 0 failed"));
   Result list = run_attnc("cache list --dir " + quoted(scratch.path() / "cache"), scratch.path());
-  CHECK_THAT(list.out, Catch::Contains("bf16 d64/64"));
-  CHECK_THAT(list.out, Catch::Contains(" sm_80 nvrtc"));
+  CHECK_THAT(list.out, Catch::Contains("dtype=bf16 head_dim=64 head_dim_v=64"));
+  CHECK_THAT(list.out, Catch::Contains(" arch=sm_80 nvrtc="));
   CHECK_THAT(list.out, Catch::Contains("--gpu-architecture=sm_80"));
 }
 

@@ -19,11 +19,11 @@
 #include <fmt/format.h>
 
 #include "dsl/Errors.h"
-#include "runtime/CpuModProgram.h"
-#include "runtime/Mods.h"
-#include "runtime/Npy.h"
-#include "runtime/RuntimeError.h"
-#include "runtime/cpu/CpuFlashAttention.h"
+#include "runtime/core/Mods.h"
+#include "runtime/core/Npy.h"
+#include "runtime/core/RuntimeError.h"
+#include "runtime/cpu/CpuModProgram.h"
+#include "runtime/families/flash/FlashCpu.h"
 #include "tools/attnc/Command.h"
 
 #if ATTNC_HAVE_OPENBLAS

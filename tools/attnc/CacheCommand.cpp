@@ -5,9 +5,9 @@
 
 #include <fmt/format.h>
 
-#include "runtime/RuntimeError.h"
 #include "runtime/cache/CacheDirectory.h"
 #include "runtime/cache/KernelKey.h"
+#include "runtime/core/RuntimeError.h"
 #include "tools/attnc/Command.h"
 
 namespace fs = std::filesystem;

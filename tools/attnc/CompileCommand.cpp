@@ -11,9 +11,11 @@
 #include "compiler/Frontend.h"
 #include "compiler/Pipeline.h"
 #include "compiler/Signature.h"
-#include "runtime/RuntimeError.h"
+#include "runtime/core/ModSpec.h"
+#include "runtime/core/RuntimeError.h"
 #include "runtime/cuda/KernelSource.h"
 #include "runtime/cuda/Nvrtc.h"
+#include "runtime/families/flash/FlashSource.h"
 #include "tools/attnc/Command.h"
 
 namespace attnc::cli {
@@ -177,33 +179,32 @@ int run_compile(Args args) {
     if (!used[i]) throw UsageError(fmt::format("no selected mod has a parameter named '{}'", o.storage[i].first));
   }
 
-  ir::CudaCodegenOptions codegen;
-  codegen.check_bounds = o.check_bounds;
-  codegen.annotate_names = true;  // for readers of --emit cuda; the cache compiles name-free text
-  ir::CudaModSource mods =
-      ir::generate_cuda_mods(score ? &*score : nullptr, score_storage, mask ? &*mask : nullptr, mask_storage, codegen);
-  cuda::KernelSpec spec;
+  flash::FlashSpec spec;
+  spec.score = score ? ModSpec{std::make_shared<const ir::ModDef>(std::move(*score)), score_storage} : ModSpec{};
+  spec.mask = mask ? ModSpec{std::make_shared<const ir::ModDef>(std::move(*mask)), mask_storage} : ModSpec{};
   spec.dtype = o.dtype == "fp16" ? DType::F16 : DType::BF16;
   spec.head_dim = *o.head_dim;
   spec.head_dim_v = o.head_dim_v.value_or(*o.head_dim);
   spec.arch = o.arch;
-  cuda::KernelTranslationUnit unit = cuda::make_kernel_translation_unit(mods, spec);
+  spec.check_bounds = o.check_bounds;
+  const flash::FlashPlan plan = flash::plan_flash_kernel(spec);
+  // Names in comments for readers of --emit cuda; the cache compiles name-free text.
+  const cuda::KernelProgram program = flash::flash_program(plan, flash::flash_mods(plan.spec, /*annotate_names=*/true));
+  const std::string entry = flash::kEntry;
 
   if (o.emit == "cuda") {
-    std::string text = cuda::flatten_program(unit.program);
+    std::string text = cuda::flatten_program(program);
     write_file(o.out, text.data(), text.size());
-    fmt::print("{}: CUDA C++ for {}, entry {}, {} bytes\n", o.out, o.arch, unit.entry, text.size());
+    fmt::print("{}: CUDA C++ for {}, entry {}, {} bytes\n", o.out, o.arch, entry, text.size());
     return kExitOk;
   }
-  cuda::NvrtcOptions nvrtc_options;
-  nvrtc_options.arch = o.arch;
-  cuda::CompiledKernel kernel = cuda::Nvrtc::get().compile(unit.program, nvrtc_options);
+  cuda::CompiledKernel kernel = cuda::Nvrtc::get().compile(program, flash::flash_nvrtc_options(plan.spec));
   if (o.emit == "ptx") {
     write_file(o.out, kernel.ptx.data(), kernel.ptx.size());
   } else {
     write_file(o.out, kernel.cubin.data(), kernel.cubin.size());
   }
-  fmt::print("{}: {} for {}, entry {}, {} bytes (NVRTC {})\n", o.out, o.emit, o.arch, unit.entry,
+  fmt::print("{}: {} for {}, entry {}, {} bytes (NVRTC {})\n", o.out, o.emit, o.arch, entry,
              o.emit == "ptx" ? kernel.ptx.size() : kernel.cubin.size(), cuda::Nvrtc::get().version());
   return kExitOk;
 }

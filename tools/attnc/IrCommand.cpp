@@ -7,7 +7,7 @@
 #include "compiler/Printer.h"
 #include "compiler/Signature.h"
 #include "compiler/TileClassifier.h"
-#include "runtime/RuntimeError.h"
+#include "runtime/core/RuntimeError.h"
 #include "tools/attnc/Command.h"
 
 namespace attnc::cli {
@@ -63,8 +63,8 @@ int run_ir(Args args) {
   if (def == nullptr) {
     std::string names;
     for (const std::string& name : module.names()) names += (names.empty() ? "" : ", ") + name;
-    throw RuntimeError(fmt::format("'{}' defines no mod named '{}' (it defines: {})", file, mod,
-                                   names.empty() ? "nothing" : names));
+    throw RuntimeError(
+        fmt::format("'{}' defines no mod named '{}' (it defines: {})", file, mod, names.empty() ? "nothing" : names));
   }
   ir::PipelineOptions options;
   if (print_after_all) {

@@ -9,13 +9,13 @@
 
 #include "compiler/Frontend.h"
 #include "runtime/Attention.h"
-#include "runtime/Mod.h"
-#include "runtime/Npy.h"
-#include "runtime/ReferenceAttention.h"
-#include "runtime/RuntimeError.h"
-#include "runtime/cpu/CpuFlashAttention.h"
+#include "runtime/core/Mod.h"
+#include "runtime/core/Npy.h"
+#include "runtime/core/RuntimeError.h"
 #include "runtime/cuda/CudaDriver.h"
 #include "runtime/cuda/DeviceTensor.h"
+#include "runtime/families/flash/FlashCpu.h"
+#include "runtime/reference/ReferenceAttention.h"
 #include "tools/attnc/Command.h"
 
 namespace attnc::cli {

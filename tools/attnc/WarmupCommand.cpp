@@ -20,11 +20,14 @@
 #include "compiler/Frontend.h"
 #include "compiler/Prelude.h"
 #include "dsl/Diagnostics.h"
-#include "runtime/Mod.h"
-#include "runtime/RuntimeError.h"
-#include "runtime/cache/CudaKernelKey.h"
 #include "runtime/cache/Warmup.h"
+#include "runtime/core/Mod.h"
+#include "runtime/core/ModSpec.h"
+#include "runtime/core/RuntimeError.h"
+#include "runtime/cuda/Architectures.h"
+#include "runtime/cuda/CompileThroughCache.h"
 #include "runtime/cuda/Nvrtc.h"
+#include "runtime/families/flash/FlashSource.h"
 #include "tools/attnc/Command.h"
 #include "tools/attnc/Json.h"
 
@@ -177,32 +180,10 @@ std::vector<ManifestEntry> read_manifest(const std::string& manifest_path) {
 
 // An entry's mods, loaded and optimised once for all of its kernels.
 struct EntryMods {
-  std::optional<Mod> score, mask;
-  std::vector<DType> score_storage, mask_storage;
+  ModSpec score, mask;
   std::string error;            // when loading failed: every kernel of the entry fails with it
   bool mod_text_error = false;  // the error is diagnostics in the mod file
 };
-
-// The storage type of each tensor parameter of `mod`: from `param_dtypes`, else the default.
-std::vector<DType> storage_for(const Mod& mod, const ManifestEntry& entry) {
-  std::vector<DType> storage;
-  for (const ir::ParamDecl& param : mod.def().params) {
-    DType dtype = ir::default_storage(param.elem);
-    auto it = entry.param_dtypes.find(param.name);
-    if (it != entry.param_dtypes.end() && param.is_tensor()) {
-      dtype = it->second;
-      bool fits = param.elem == ir::Type::Float ? dtype_is_float(dtype)
-                  : param.elem == ir::Type::Int ? dtype_is_integer(dtype)
-                                                : dtype_is_boolean(dtype);
-      if (!fits) {
-        throw RuntimeError(fmt::format("{}: parameter '{}' holds {} elements; {} cannot store them", mod.describe(),
-                                       param.name, ir::type_name(param.elem), dtype_name(dtype)));
-      }
-    }
-    storage.push_back(dtype);
-  }
-  return storage;
-}
 
 EntryMods load_entry_mods(const ManifestEntry& entry) {
   EntryMods mods;
@@ -218,15 +199,15 @@ EntryMods load_entry_mods(const ManifestEntry& entry) {
       }
       return mod;
     };
-    mods.score = pick(entry.score_mod, ir::ModKind::Score);
-    mods.mask = pick(entry.mask_mod, ir::ModKind::Mask);
+    std::optional<Mod> score = pick(entry.score_mod, ir::ModKind::Score);
+    std::optional<Mod> mask = pick(entry.mask_mod, ir::ModKind::Mask);
     for (const auto& [name, dtype] : entry.param_dtypes) {
-      bool known =
-          (mods.score && mods.score->def().find_param(name)) || (mods.mask && mods.mask->def().find_param(name));
-      if (!known) throw RuntimeError(fmt::format("\"param_dtypes\" names '{}', which no selected mod has", name));
+      if (!(score && score->def().find_param(name)) && !(mask && mask->def().find_param(name))) {
+        throw RuntimeError(fmt::format("\"param_dtypes\" names '{}', which no selected mod has", name));
+      }
     }
-    if (mods.score) mods.score_storage = storage_for(*mods.score, entry);
-    if (mods.mask) mods.mask_storage = storage_for(*mods.mask, entry);
+    if (score) mods.score = ModSpec::of(*score, entry.param_dtypes);
+    if (mask) mods.mask = ModSpec::of(*mask, entry.param_dtypes);
   } catch (const dsl::CompileError& e) {
     mods.error = e.what();
     mods.mod_text_error = true;
@@ -271,25 +252,26 @@ std::vector<WarmupJob> make_jobs(const std::vector<ManifestEntry>& entries, cons
           label += " " + arch;
           if (entry.check_bounds) label += " check-bounds";
 
-          CudaKernelRequest request;
-          request.spec.dtype = dtype;
-          request.spec.head_dim = head_dim;
-          request.spec.head_dim_v = head_dim_v;
-          request.spec.arch = arch;
-          request.check_bounds = entry.check_bounds;
-          if (entry_mods.error.empty()) {
-            request.score = entry_mods.score ? &entry_mods.score->def() : nullptr;
-            request.score_storage = entry_mods.score_storage;
-            request.mask = entry_mods.mask ? &entry_mods.mask->def() : nullptr;
-            request.mask_storage = entry_mods.mask_storage;
-          }
-          auto make_key = [&entry_mods, &backend, request] {
+          flash::FlashSpec spec;
+          spec.score = entry_mods.score;
+          spec.mask = entry_mods.mask;
+          spec.dtype = dtype;
+          spec.head_dim = head_dim;
+          spec.head_dim_v = head_dim_v;
+          spec.arch = arch;
+          spec.check_bounds = entry.check_bounds;
+          // The plan is made when the job runs, so an unsupported configuration fails that job alone.
+          auto plan = std::make_shared<std::optional<flash::FlashPlan>>();
+          auto make_key = [&entry_mods, &backend, spec, plan] {
             if (!entry_mods.error.empty()) throw RuntimeError(entry_mods.error);
-            return make_cuda_kernel_key(request, backend.nvrtc_version);
+            *plan = flash::plan_flash_kernel(spec);
+            return (*plan)->key.with("nvrtc", backend.nvrtc_version);
           };
-          KernelCache::Compiler compile = [&backend, request, label](const KernelKey& key) {
+          KernelCache::Compiler compile = [&backend, plan, label](const KernelKey& key) {
             if (!backend.fake_log.empty()) return fake_compile(backend.fake_log, key, label);
-            return compile_cuda_kernel(request);
+            const flash::FlashPlan& p = **plan;
+            return cuda::compile_cuda_binary(flash::flash_program(p, flash::flash_mods(p.spec)), flash::kEntry,
+                                             flash::flash_nvrtc_options(p.spec));
           };
           jobs.push_back(WarmupJob{label, make_key, compile});
         }

@@ -10,7 +10,7 @@
 
 #include "dsl/Diagnostics.h"
 #include "dsl/Errors.h"
-#include "runtime/RuntimeError.h"
+#include "runtime/core/RuntimeError.h"
 #include "tools/attnc/Command.h"
 
 namespace {
@@ -48,12 +48,9 @@ struct CommandEntry {
 };
 
 const CommandEntry kCommands[] = {
-    {"check", run_check, kCheckHelp},
-    {"ir", run_ir, kIrHelp},
-    {"run", run_run, kRunHelp},
-    {"compile", run_compile, kCompileHelp},
-    {"warmup", run_warmup, kWarmupHelp},
-    {"cache", run_cache, kCacheHelp},
+    {"check", run_check, kCheckHelp},    {"ir", run_ir, kIrHelp},
+    {"run", run_run, kRunHelp},          {"compile", run_compile, kCompileHelp},
+    {"warmup", run_warmup, kWarmupHelp}, {"cache", run_cache, kCacheHelp},
     {"bench", run_bench, kBenchHelp},
 };
 

@@ -21,10 +21,11 @@
 #include <vector>
 
 #include "compiler/DType.h"
-#include "runtime/Mods.h"
-#include "runtime/cuda/CudaAttention.h"
+#include "runtime/core/Mods.h"
+#include "runtime/cuda/CompileThroughCache.h"
 #include "runtime/cuda/CudaDriver.h"
 #include "runtime/cuda/DeviceTensor.h"
+#include "runtime/families/flash/FlashCuda.h"
 
 using namespace attnc;
 
@@ -104,6 +105,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "attnc_gpu_bench: %s (%s)\n", info.name.c_str(), info.arch().c_str());
     Events events;
     KernelCache& cache = cuda::default_kernel_cache();
+    const std::string arch = info.arch();
     const int64_t B = 4, H = 16;
     std::vector<int64_t> lengths = {2048};
     if (!quick) lengths.push_back(8192);
@@ -133,13 +135,17 @@ int main(int argc, char** argv) {
               }
             }
           }
-          cuda::CudaKernelSpec spec;
-          spec.score_mod = score ? &*score : nullptr;
-          spec.mask_mod = mask ? &*mask : nullptr;
+          AttentionOptions options;
+          options.score_mod = score ? &*score : nullptr;
+          options.mask_mod = mask ? &*mask : nullptr;
+          flash::FlashSpec spec;
+          spec.score = ModSpec::of(options.score_mod);
+          spec.mask = ModSpec::of(options.mask_mod);
           spec.dtype = DType::BF16;
-          spec.head_dim = D;
-          auto kernel = cuda::compile_cuda_kernel(spec, cache);
-          auto run = [&] { kernel->launch(q, k, v, out, nullptr, spec.score_mod, spec.mask_mod); };
+          spec.head_dim = spec.head_dim_v = D;
+          spec.arch = arch;
+          auto kernel = flash::load_flash_kernel(flash::plan_flash_kernel(spec), cache);
+          auto run = [&] { kernel->launch(q, k, v, out, nullptr, options); };
           for (int i = 0; i < warmup; ++i) run();
           driver.synchronize();
           std::vector<float> times;

@@ -1,0 +1,130 @@
+#include "runtime/core/AttentionChecks.h"
+
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "runtime/core/RuntimeError.h"
+
+namespace attnc {
+
+namespace {
+
+struct Checker {
+  const char* function;
+  const TensorRule& rule;
+
+  [[noreturn]] void fail(const std::string& message) const {
+    throw RuntimeError(fmt::format("{}: {}", function, message));
+  }
+
+  // `dtype`: the element type this role must have whatever the rule says (lse: fp32 on CUDA).
+  void require(const Tensor& t, const char* role, std::optional<DType> dtype = std::nullopt) const {
+    if (!t.defined()) fail(fmt::format("{} is undefined", role));
+    if (t.device() != rule.device) {
+      fail(fmt::format("{} is on {}; {} runs on {} tensors ({})", role, device_name(t.device()), function,
+                       device_name(rule.device), t.describe()));
+    }
+    if (dtype && t.dtype() != *dtype) {
+      fail(fmt::format("{} must be {}, got {}", role, dtype_name(*dtype), t.describe()));
+    } else if (!dtype && rule.dtype && t.dtype() != *rule.dtype) {
+      fail(fmt::format("{} must be {} (the kernel's dtype), got {}", role, dtype_name(*rule.dtype), t.describe()));
+    } else if (!dtype && !rule.dtype && !dtype_is_float(t.dtype())) {
+      fail(fmt::format("{} must be fp32, fp16 or bf16, not {} ({})", role, dtype_name(t.dtype()), t.describe()));
+    }
+  }
+
+  void require_rank(const Tensor& t, size_t rank, const char* role, const char* layout) const {
+    if (t.rank() != rank) fail(fmt::format("{} must have rank {} {}, got {}", role, rank, layout, t.describe()));
+  }
+
+  void require_mod(const Mod* mod, dsl::ModKind kind, const char* option) const {
+    if (!mod) return;
+    if (mod->kind() != kind) {
+      fail(fmt::format("{} was passed as the {}, but it is a {}", mod->describe(), option,
+                       kind == dsl::ModKind::Score ? "mask mod" : "score mod"));
+    }
+  }
+};
+
+}  // namespace
+
+void check_attention_inputs(const char* function, const Tensor& q, const Tensor& v, const TensorRule& rule) {
+  Checker c{function, rule};
+  c.require(q, "q");
+  c.require(v, "v");
+  c.require_rank(q, 4, "q", "(B, H, S, D)");
+  c.require_rank(v, 4, "v", "(B, Hkv, Skv, Dv)");
+}
+
+AttentionShape check_attention_args(const char* function, const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const Tensor& out, const AttentionOptions& options, Tensor* lse,
+                                    const TensorRule& rule) {
+  Checker c{function, rule};
+  c.require(q, "q");
+  c.require(k, "k");
+  c.require(v, "v");
+  c.require_rank(q, 4, "q", "(B, H, S, D)");
+  c.require_rank(k, 4, "k", "(B, Hkv, Skv, D)");
+  c.require_rank(v, 4, "v", "(B, Hkv, Skv, Dv)");
+  AttentionShape s;
+  s.batch = q.shape()[0], s.heads = q.shape()[1], s.q_len = q.shape()[2], s.head_dim = q.shape()[3];
+  s.kv_heads = k.shape()[1], s.kv_len = k.shape()[2], s.value_dim = v.shape()[3];
+  if (k.shape()[0] != s.batch || v.shape()[0] != s.batch) {
+    c.fail(fmt::format("batch sizes differ: q {}, k {}, v {}", shape_to_string(q.shape()), shape_to_string(k.shape()),
+                       shape_to_string(v.shape())));
+  }
+  if (k.shape()[3] != s.head_dim) {
+    c.fail(fmt::format("q and k head dims differ: q {}, k {}", shape_to_string(q.shape()), shape_to_string(k.shape())));
+  }
+  if (v.shape()[1] != s.kv_heads || v.shape()[2] != s.kv_len) {
+    c.fail(fmt::format("k and v differ in heads or length: k {}, v {}", shape_to_string(k.shape()),
+                       shape_to_string(v.shape())));
+  }
+  if (s.kv_heads == 0 ? s.heads != 0 : s.heads % s.kv_heads != 0) {
+    c.fail(fmt::format("the {} query heads are not a multiple of the {} key/value heads", s.heads, s.kv_heads));
+  }
+  for (int64_t extent : {s.batch, s.heads, s.q_len, s.kv_len, s.kv_heads}) {
+    if (extent > std::numeric_limits<int32_t>::max()) {
+      c.fail(fmt::format("sizes q {}, k {} exceed the int range of mod indices", shape_to_string(q.shape()),
+                         shape_to_string(k.shape())));
+    }
+  }
+  if (s.head_dim == 0) c.fail(fmt::format("the head dim of q {} is 0", shape_to_string(q.shape())));
+
+  c.require(out, "out");
+  std::vector<int64_t> out_shape{s.batch, s.heads, s.q_len, s.value_dim};
+  if (out.shape() != out_shape) {
+    c.fail(fmt::format("out must have shape {} (B, H, S, Dv), got {}", shape_to_string(out_shape), out.describe()));
+  }
+  if (lse) {
+    std::vector<int64_t> lse_shape{s.batch, s.heads, s.q_len};
+    if (!lse->defined() && rule.device == Device::Cpu) *lse = Tensor::empty(DType::F32, lse_shape);
+    c.require(*lse, "lse", rule.dtype ? std::optional<DType>(DType::F32) : std::nullopt);
+    if (lse->shape() != lse_shape) {
+      c.fail(fmt::format("lse must have shape {} (B, H, S), got {}", shape_to_string(lse_shape), lse->describe()));
+    }
+  }
+
+  c.require_mod(options.score_mod, dsl::ModKind::Score, "score_mod");
+  c.require_mod(options.mask_mod, dsl::ModKind::Mask, "mask_mod");
+  return s;
+}
+
+std::vector<int64_t> attention_out_shape(const Tensor& q, const Tensor& v) {
+  return {q.shape()[0], q.shape()[1], q.shape()[2], v.shape()[3]};
+}
+
+std::string out_of_range_message(const char* function, const Mod& mod, uint32_t param, int32_t dim, int64_t index,
+                                 int64_t extent, int32_t b, int32_t h, int32_t q_idx, int32_t kv_idx) {
+  const ir::ModDef& def = mod.def();
+  std::string name = param < def.params.size() ? def.params[param].name : fmt::format("#{}", param);
+  return fmt::format(
+      "{}: {}: index {} is out of range for dimension {} of parameter '{}' (extent {}) at (b={}, h={}, q_idx={}, "
+      "kv_idx={})",
+      function, mod.describe(), index, dim, name, extent, b, h, q_idx, kv_idx);
+}
+
+}  // namespace attnc

@@ -1,0 +1,53 @@
+#pragma once
+// The argument checks every attention entry point shares (standard_attention, the CPU and CUDA
+// kernels of every family), so all of them refuse the same inputs with the same messages. Messages
+// start with the name of the entry point ("flash_attention: q must have rank 4 ...").
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/core/AttentionOptions.h"
+#include "runtime/core/Mod.h"
+#include "runtime/core/Tensor.h"
+
+namespace attnc {
+
+// The sizes of one attention call, once checked.
+struct AttentionShape {
+  int64_t batch = 0, heads = 0, q_len = 0, head_dim = 0;  // q (B, H, S, D)
+  int64_t kv_heads = 0, kv_len = 0, value_dim = 0;        // k (B, Hkv, Skv, D), v (B, Hkv, Skv, Dv)
+};
+
+// Where an entry point's tensors must live and what they may hold.
+struct TensorRule {
+  Device device = Device::Cpu;
+  // One element type for q, k, v and out (a compiled CUDA kernel's); none: each may be fp32, fp16
+  // or bf16 (the CPU kernels convert on load).
+  std::optional<DType> dtype;
+};
+
+// Checks q, k, v, out and (when given) lse against each other and `rule`, and the mods' kinds. An
+// undefined *lse is allocated as fp32 (B, H, S) on the CPU; on another device it must be given.
+// `function` prefixes every message. RuntimeError on a mismatch: undefined tensors, a device or
+// dtype against the rule, ranks, batch / head dim / length mismatches, H not a multiple of Hkv,
+// sizes beyond int32 (mods index with int), D == 0, out or lse of the wrong shape, a mod of the
+// wrong kind. Binding problems of the mods are reported where the mods are prepared.
+AttentionShape check_attention_args(const char* function, const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const Tensor& out, const AttentionOptions& options, Tensor* lse,
+                                    const TensorRule& rule = {});
+
+// The checks of q and v alone, for the overloads that allocate `out` from their shapes.
+void check_attention_inputs(const char* function, const Tensor& q, const Tensor& v, const TensorRule& rule = {});
+
+// The shape of out, (B, H, S, Dv), for q and v that passed check_attention_inputs.
+std::vector<int64_t> attention_out_shape(const Tensor& q, const Tensor& v);
+
+// The message for an out-of-range tensor index met while evaluating `mod` with bounds checking:
+// "mod 'm': index 3 is out of range for dimension 0 of parameter 't' (extent 3) at (b=0, h=0,
+// q_idx=0, kv_idx=3)", prefixed with `function`.
+std::string out_of_range_message(const char* function, const Mod& mod, uint32_t param, int32_t dim, int64_t index,
+                                 int64_t extent, int32_t b, int32_t h, int32_t q_idx, int32_t kv_idx);
+
+}  // namespace attnc

@@ -1,0 +1,22 @@
+#pragma once
+// What every attention entry point takes besides the tensors: the mods, the scale and how strictly
+// mods index their tensors. The shapes and checks all entry points share are in
+// runtime/core/AttentionChecks.h; the meaning of each field is docs/semantics.md's.
+
+#include <optional>
+
+#include "runtime/core/Mod.h"
+
+namespace attnc {
+
+struct AttentionOptions {
+  const Mod* score_mod = nullptr;  // a fully bound score mod, or none (identity)
+  const Mod* mask_mod = nullptr;   // a fully bound mask mod, or none (keep everything)
+  std::optional<float> scale;      // default 1 / sqrt(D)
+  // Out-of-range tensor indices in mods become RuntimeErrors instead of being clamped.
+  bool check_bounds = false;
+  // Precision of dot products and softmax. Scores passed to mods are fp32 either way.
+  enum class Accumulation { F64, F32 } accumulation = Accumulation::F64;
+};
+
+}  // namespace attnc

@@ -1,0 +1,404 @@
+#include "runtime/families/flash/FlashCpu.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <memory>
+#include <numbers>
+#include <optional>
+#include <tuple>
+#include <vector>
+
+#include "runtime/core/AttentionChecks.h"
+#include "runtime/core/RuntimeError.h"
+#include "runtime/cpu/CpuMicroKernels.h"
+#include "runtime/cpu/CpuThreadPool.h"
+
+namespace attnc {
+
+namespace {
+
+constexpr const char* kFunction = "flash_attention";
+constexpr int32_t BLOCK_M = kFlashBlockM;
+constexpr int32_t BLOCK_N = kFlashBlockN;
+constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
+
+// fp32 scratch aligned to a cache line, so vector loads never split lines needlessly.
+class FloatBuffer {
+ public:
+  FloatBuffer() = default;
+  explicit FloatBuffer(size_t count) {
+    size_t bytes = std::max<size_t>(64, (count * sizeof(float) + 63) / 64 * 64);
+    data_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    if (!data_) throw RuntimeError("flash_attention: out of memory for " + std::to_string(bytes) + " bytes of scratch");
+  }
+  float* get() const { return data_.get(); }
+
+ private:
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float, Free> data_;
+};
+
+// dst[i] = multiplier * t[offset + i * stride] for i < n, converting fp16 / bf16 to fp32.
+void load_row(const Tensor& t, int64_t offset, int64_t stride, int64_t n, float multiplier, float* dst) {
+  switch (t.dtype()) {
+    case DType::F32: {
+      const float* src = static_cast<const float*>(t.data()) + offset;
+      if (stride == 1) {
+        for (int64_t i = 0; i < n; ++i) dst[i] = multiplier * src[i];
+      } else {
+        for (int64_t i = 0; i < n; ++i) dst[i] = multiplier * src[i * stride];
+      }
+      return;
+    }
+    case DType::F16: {
+      const uint16_t* src = static_cast<const uint16_t*>(t.data()) + offset;
+      for (int64_t i = 0; i < n; ++i) dst[i] = multiplier * half_to_float(src[i * stride]);
+      return;
+    }
+    default: {
+      const uint16_t* src = static_cast<const uint16_t*>(t.data()) + offset;
+      for (int64_t i = 0; i < n; ++i) dst[i] = multiplier * bfloat16_to_float(src[i * stride]);
+      return;
+    }
+  }
+}
+
+// t[offset + i * stride] = src[i] * multiplier for i < n, rounding to t's dtype.
+void store_row(const Tensor& t, int64_t offset, int64_t stride, int64_t n, const float* src, float multiplier) {
+  switch (t.dtype()) {
+    case DType::F32: {
+      float* dst = static_cast<float*>(t.data()) + offset;
+      for (int64_t i = 0; i < n; ++i) dst[i * stride] = src[i] * multiplier;
+      return;
+    }
+    case DType::F16: {
+      uint16_t* dst = static_cast<uint16_t*>(t.data()) + offset;
+      for (int64_t i = 0; i < n; ++i) dst[i * stride] = float_to_half(src[i] * multiplier);
+      return;
+    }
+    default: {
+      uint16_t* dst = static_cast<uint16_t*>(t.data()) + offset;
+      for (int64_t i = 0; i < n; ++i) dst[i * stride] = float_to_bfloat16(src[i] * multiplier);
+      return;
+    }
+  }
+}
+
+void store_value(const Tensor& t, int64_t offset, float value) { store_row(t, offset, 1, 1, &value, 1.0f); }
+
+// A mod as the kernel runs it: the compiled program and the call's packed arguments.
+struct PreparedMod {
+  const Mod* mod = nullptr;
+  std::shared_ptr<const CpuModProgram> program;
+  CpuModArgs args;
+
+  PreparedMod(const Mod& m, const AttentionOptions& options, CpuBackend backend)
+      : mod(&m), args(CpuModArgs::pack(m, options.check_bounds)) {
+    program = compile_cpu_program(m, backend);
+  }
+};
+
+// The first out-of-range index seen, in (b, h, q_idx, kv_idx) order.
+struct BoundsFailure {
+  const Mod* mod = nullptr;
+  CpuBoundsReport report;
+
+  auto position() const { return std::tuple(report.b, report.h, report.q_idx, report.kv_idx); }
+};
+
+// Everything one worker touches per work item, allocated once per call.
+struct Workspace {
+  FloatBuffer q, s, o, row_max, row_sum, row_alpha;
+  FlashStats stats;
+  std::optional<BoundsFailure> failure;
+
+  Workspace(int64_t head_dim, int64_t value_dim)
+      : q(BLOCK_M * head_dim),
+        s(BLOCK_M * BLOCK_N),
+        o(BLOCK_M * std::max<int64_t>(value_dim, 1)),
+        row_max(BLOCK_M),
+        row_sum(BLOCK_M),
+        row_alpha(BLOCK_M) {}
+};
+
+class FlashRun {
+ public:
+  FlashRun(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor* lse,
+           const AttentionShape& shape, const AttentionOptions& options, const FlashOptions& flash)
+      : q_(q),
+        k_(k),
+        v_(v),
+        out_(out),
+        lse_(lse),
+        shape_(shape),
+        flash_(flash),
+        kernels_(flash.force_scalar ? cpu::scalar_micro_kernels() : cpu::best_micro_kernels()),
+        pool_(cpu::CpuThreadPool::shared()) {
+    if (options.score_mod) score_.emplace(*options.score_mod, options, flash.backend);
+    if (options.mask_mod) mask_.emplace(*options.mask_mod, options, flash.backend);
+    const float scale =
+        options.scale ? *options.scale : static_cast<float>(1.0 / std::sqrt(static_cast<double>(shape.head_dim)));
+    // exp2 is cheaper than exp. Without a score mod, log2(e) is folded into the scale on Q, so the
+    // scores come out as base-2 exponents (a mask only writes -inf, which is -inf in either base).
+    // A score mod must see the scaled natural score, so then the conversion is done in the softmax.
+    if (score_) {
+      q_multiplier_ = scale;
+      exp2_factor_ = std::numbers::log2e_v<float>;
+      lse_factor_ = 1.0f;
+    } else {
+      q_multiplier_ = scale * std::numbers::log2e_v<float>;
+      exp2_factor_ = 1.0f;
+      lse_factor_ = std::numbers::ln2_v<float>;
+    }
+    group_ = shape.kv_heads > 0 ? shape.heads / shape.kv_heads : 1;
+    q_tiles_ = (shape.q_len + BLOCK_M - 1) / BLOCK_M;
+    kv_tiles_ = (shape.kv_len + BLOCK_N - 1) / BLOCK_N;
+  }
+
+  void run() {
+    const int64_t items = shape_.batch * shape_.heads * q_tiles_;
+    if (items == 0) return;
+    pack_keys();
+    pack_values();
+    std::vector<int64_t> order = work_order(items);
+
+    const int workers = pool_.workers_for(items, flash_.num_threads);
+    std::vector<std::unique_ptr<Workspace>> spaces(static_cast<size_t>(workers));
+    pool_.parallel_for(items, workers, [&](int worker, int64_t index) {
+      auto& space = spaces[static_cast<size_t>(worker)];
+      if (!space) space = std::make_unique<Workspace>(shape_.head_dim, shape_.value_dim);
+      run_item(order[static_cast<size_t>(index)], *space);
+    });
+
+    FlashStats total;
+    std::optional<BoundsFailure> failure;
+    for (const auto& space : spaces) {
+      if (!space) continue;
+      total.tiles_computed += space->stats.tiles_computed;
+      total.tiles_skipped += space->stats.tiles_skipped;
+      total.tiles_full += space->stats.tiles_full;
+      total.tiles_partial += space->stats.tiles_partial;
+      if (space->failure && (!failure || space->failure->position() < failure->position())) failure = space->failure;
+    }
+    if (flash_.stats) *flash_.stats = total;
+    if (failure) {
+      const CpuBoundsReport& r = failure->report;
+      throw RuntimeError(out_of_range_message(kFunction, *failure->mod, static_cast<uint32_t>(r.param), r.dim, r.index,
+                                              r.extent, r.b, r.h, r.q_idx, r.kv_idx));
+    }
+  }
+
+ private:
+  // K as the Q·K^T micro-kernel reads it: per (b, kv head, key tile) a [D][BLOCK_N] fp32 panel,
+  // zero-padded past the last key. Done once per call (O(Skv D) work against O(S Skv D) of math).
+  void pack_keys() {
+    const int64_t D = shape_.head_dim;
+    const int64_t panel = D * BLOCK_N;
+    const int64_t tasks = shape_.batch * shape_.kv_heads * kv_tiles_;
+    k_packed_ = FloatBuffer(static_cast<size_t>(std::max<int64_t>(tasks * panel, 1)));
+    const auto& ks = k_.strides();
+    pool_.parallel_for(tasks, flash_.num_threads, [&](int, int64_t task) {
+      const int64_t bg = task / kv_tiles_, tile = task % kv_tiles_;
+      const int64_t b = bg / shape_.kv_heads, g = bg % shape_.kv_heads;
+      float* dst = k_packed_.get() + task * panel;
+      std::vector<float> row(static_cast<size_t>(D));
+      const int64_t first = tile * BLOCK_N, cols = std::min<int64_t>(BLOCK_N, shape_.kv_len - first);
+      for (int64_t j = 0; j < BLOCK_N; ++j) {
+        if (j < cols) {
+          load_row(k_, b * ks[0] + g * ks[1] + (first + j) * ks[2], ks[3], D, 1.0f, row.data());
+        } else {
+          std::fill(row.begin(), row.end(), 0.0f);
+        }
+        for (int64_t d = 0; d < D; ++d) dst[d * BLOCK_N + j] = row[static_cast<size_t>(d)];
+      }
+    });
+  }
+
+  // V is read in place when it is fp32 with unit stride along Dv (the P·V micro-kernel takes any
+  // row stride); otherwise it is converted once into a contiguous fp32 copy.
+  void pack_values() {
+    const auto& vs = v_.strides();
+    const int64_t Dv = shape_.value_dim;
+    if (v_.dtype() == DType::F32 && (vs[3] == 1 || Dv <= 1)) {
+      v_direct_ = true;
+      return;
+    }
+    const int64_t tasks = shape_.batch * shape_.kv_heads * kv_tiles_;
+    v_packed_ =
+        FloatBuffer(static_cast<size_t>(std::max<int64_t>(shape_.batch * shape_.kv_heads * shape_.kv_len * Dv, 1)));
+    pool_.parallel_for(tasks, flash_.num_threads, [&](int, int64_t task) {
+      const int64_t bg = task / kv_tiles_, tile = task % kv_tiles_;
+      const int64_t b = bg / shape_.kv_heads, g = bg % shape_.kv_heads;
+      const int64_t first = tile * BLOCK_N, last = std::min<int64_t>(first + BLOCK_N, shape_.kv_len);
+      for (int64_t j = first; j < last; ++j) {
+        load_row(v_, b * vs[0] + g * vs[1] + j * vs[2], vs[3], Dv, 1.0f,
+                 v_packed_.get() + (bg * shape_.kv_len + j) * Dv);
+      }
+    });
+  }
+
+  // Work items (b, h, query tile) in the order they are handed out. With a mask, the items with
+  // the most non-EMPTY key tiles go first, so the short ones (early causal rows, the first rows of
+  // a sliding window) fill the gaps at the end instead of one long item finishing alone.
+  std::vector<int64_t> work_order(int64_t items) {
+    std::vector<int64_t> order(static_cast<size_t>(items));
+    for (int64_t i = 0; i < items; ++i) order[static_cast<size_t>(i)] = i;
+    if (!mask_ || kv_tiles_ == 0) return order;
+    std::vector<int64_t> cost(static_cast<size_t>(items));
+    pool_.parallel_for(items, flash_.num_threads, [&](int, int64_t item) {
+      const Item it = item_at(item);
+      int64_t count = 0;
+      for (int64_t t = 0; t < kv_tiles_; ++t) count += classify(it, t) != ir::TileClass::Empty;
+      cost[static_cast<size_t>(item)] = count;
+    });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int64_t a, int64_t b) { return cost[static_cast<size_t>(a)] > cost[static_cast<size_t>(b)]; });
+    return order;
+  }
+
+  struct Item {
+    int64_t b, h, g;
+    int32_t q_first, rows;
+    TilePosition at;
+  };
+
+  Item item_at(int64_t item) const {
+    Item it;
+    const int64_t qt = item % q_tiles_, bh = item / q_tiles_;
+    it.b = bh / shape_.heads;
+    it.h = bh % shape_.heads;
+    it.g = it.h / group_;
+    it.q_first = static_cast<int32_t>(qt * BLOCK_M);
+    it.rows = static_cast<int32_t>(std::min<int64_t>(BLOCK_M, shape_.q_len - it.q_first));
+    it.at.b = static_cast<int32_t>(it.b);
+    it.at.h = static_cast<int32_t>(it.h);
+    it.at.q_len = static_cast<int32_t>(shape_.q_len);
+    it.at.kv_len = static_cast<int32_t>(shape_.kv_len);
+    it.at.num_heads = static_cast<int32_t>(shape_.heads);
+    it.at.num_kv_heads = static_cast<int32_t>(shape_.kv_heads);
+    return it;
+  }
+
+  int32_t tile_cols(int64_t t) const {
+    return static_cast<int32_t>(std::min<int64_t>(BLOCK_N, shape_.kv_len - t * BLOCK_N));
+  }
+
+  ir::TileClass classify(const Item& it, int64_t t) const {
+    const auto kv_first = static_cast<int32_t>(t * BLOCK_N);
+    return mask_->program->classify(it.q_first, it.q_first + it.rows - 1, kv_first, kv_first + tile_cols(t) - 1, it.at,
+                                    mask_->args);
+  }
+
+  // Runs `mod` on the tile; false (and the failure kept) when it reported an out-of-range index.
+  bool apply(const PreparedMod& mod, float* s, const Item& it, int32_t cols, int32_t kv_first, Workspace& space) const {
+    CpuBoundsReport report;
+    mod.program->apply(s, BLOCK_N, it.rows, cols, it.q_first, kv_first, it.at, mod.args, &report);
+    if (!report.failed) return true;
+    BoundsFailure failure{mod.mod, report};
+    if (!space.failure || failure.position() < space.failure->position()) space.failure = failure;
+    return false;
+  }
+
+  void run_item(int64_t item, Workspace& space) const {
+    const Item it = item_at(item);
+    const int64_t D = shape_.head_dim, Dv = shape_.value_dim;
+    const auto& qs = q_.strides();
+    float* q_tile = space.q.get();
+    float* s = space.s.get();
+    float* o = space.o.get();
+    float* row_max = space.row_max.get();
+    float* row_sum = space.row_sum.get();
+    float* row_alpha = space.row_alpha.get();
+    for (int32_t r = 0; r < it.rows; ++r) {
+      load_row(q_, it.b * qs[0] + it.h * qs[1] + (it.q_first + r) * qs[2], qs[3], D, q_multiplier_, q_tile + r * D);
+    }
+    std::fill(row_max, row_max + it.rows, kMinusInf);
+    std::fill(row_sum, row_sum + it.rows, 0.0f);
+    std::fill(o, o + it.rows * Dv, 0.0f);
+
+    const int64_t bg = it.b * shape_.kv_heads + it.g;
+    const float* v_base;
+    int64_t ldv;
+    if (v_direct_) {
+      const auto& vs = v_.strides();
+      v_base = static_cast<const float*>(v_.data()) + it.b * vs[0] + it.g * vs[1];
+      ldv = vs[2];
+    } else {
+      v_base = v_packed_.get() + bg * shape_.kv_len * Dv;
+      ldv = Dv;
+    }
+
+    for (int64_t t = 0; t < kv_tiles_; ++t) {
+      const auto kv_first = static_cast<int32_t>(t * BLOCK_N);
+      const int32_t cols = tile_cols(t);
+      ir::TileClass cls = mask_ ? classify(it, t) : ir::TileClass::Full;
+      if (cls == ir::TileClass::Empty) {
+        ++space.stats.tiles_skipped;
+        continue;
+      }
+      ++space.stats.tiles_computed;
+      ++(cls == ir::TileClass::Full ? space.stats.tiles_full : space.stats.tiles_partial);
+
+      const float* k_panel = k_packed_.get() + (bg * kv_tiles_ + t) * D * BLOCK_N;
+      kernels_.gemm(it.rows, BLOCK_N, static_cast<int32_t>(D), q_tile, D, k_panel, BLOCK_N, s, BLOCK_N, false);
+      if (score_ && !apply(*score_, s, it, cols, kv_first, space)) return;
+      if (cls == ir::TileClass::Partial && !apply(*mask_, s, it, cols, kv_first, space)) return;
+      kernels_.softmax_tile(s, BLOCK_N, it.rows, cols, exp2_factor_, row_max, row_sum, row_alpha);
+      kernels_.scale_rows(o, Dv, it.rows, static_cast<int32_t>(Dv), row_alpha);
+      kernels_.gemm(it.rows, static_cast<int32_t>(Dv), cols, s, BLOCK_N, v_base + kv_first * ldv, ldv, o, Dv, true);
+    }
+
+    const auto& os = out_.strides();
+    for (int32_t r = 0; r < it.rows; ++r) {
+      const int64_t i = it.q_first + r;
+      // A row that kept no key (max still -inf) gives 0 and LSE -inf; 0 / 0 would give NaN.
+      const bool empty = row_max[r] == kMinusInf;
+      const float inverse = empty ? 0.0f : 1.0f / row_sum[r];
+      store_row(out_, it.b * os[0] + it.h * os[1] + i * os[2], os[3], Dv, o + r * Dv, inverse);
+      if (lse_) {
+        const auto& ls = lse_->strides();
+        const float value = empty ? kMinusInf : row_max[r] * lse_factor_ + std::log(row_sum[r]);
+        store_value(*lse_, it.b * ls[0] + it.h * ls[1] + i * ls[2], value);
+      }
+    }
+  }
+
+  const Tensor &q_, &k_, &v_, &out_;
+  const Tensor* lse_;
+  AttentionShape shape_;
+  FlashOptions flash_;
+  const cpu::CpuMicroKernels& kernels_;
+  cpu::CpuThreadPool& pool_;
+  std::optional<PreparedMod> score_, mask_;
+  float q_multiplier_ = 1, exp2_factor_ = 1, lse_factor_ = 1;
+  int64_t group_ = 1, q_tiles_ = 0, kv_tiles_ = 0;
+  FloatBuffer k_packed_, v_packed_;
+  bool v_direct_ = false;
+};
+
+}  // namespace
+
+void flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const AttentionOptions& options,
+                     const FlashOptions& flash, Tensor* lse) {
+  const AttentionShape shape = check_attention_args(kFunction, q, k, v, out, options, lse);
+  FlashRun(q, k, v, out, lse, shape, options, flash).run();
+}
+
+void flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const AttentionOptions& options,
+                     Tensor* lse) {
+  flash_attention(q, k, v, out, options, FlashOptions{}, lse);
+}
+
+Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options,
+                       Tensor* lse) {
+  check_attention_inputs(kFunction, q, v);
+  Tensor out = Tensor::empty(DType::F32, {q.shape()[0], q.shape()[1], q.shape()[2], v.shape()[3]});
+  flash_attention(q, k, v, out, options, lse);
+  return out;
+}
+
+}  // namespace attnc

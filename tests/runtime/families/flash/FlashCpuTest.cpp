@@ -1,0 +1,470 @@
+#include "runtime/families/flash/FlashCpu.h"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "compiler/Frontend.h"
+#include "compiler/Printer.h"
+#include "runtime/core/Mods.h"
+#include "runtime/core/RuntimeError.h"
+#include "runtime/cpu/CpuMicroKernels.h"
+#include "runtime/cpu/CpuModProgram.h"
+#include "runtime/reference/ReferenceAttention.h"
+#include "tests/support/RandomExpr.h"
+#include "tests/support/TestTensors.h"
+
+using namespace attnc;
+using namespace attnc::test;
+
+// Tolerances. The flash kernel computes dot products, softmax and the accumulator in fp32 while
+// the reference (standard_attention) uses fp64, so results differ by fp32 rounding: outputs and
+// LSEs agree within kTolF32 * (1 + |reference|). fp16 / bf16 inputs are rounded once when the
+// tensor is made, and both kernels read the same rounded values, so the same tolerance applies;
+// fp16 / bf16 outputs are compared after the reference's fp32 output is rounded the same way, to
+// within one unit in the last place of that format (kTolF16, kTolBF16, relative).
+namespace {
+
+constexpr double kTolF32 = 1e-5;
+constexpr double kTolF16 = 1.0 / 1024;
+constexpr double kTolBF16 = 1.0 / 128;
+
+using Shape = std::vector<int64_t>;
+
+// Multiples of 1/8 in [-1, 1]: with a scale that is a power of two, every dot product (D <= 128)
+// is exact in fp32 and in fp64, so a mod sees bit-identical scores in both kernels even when it
+// is discontinuous in the score (floor, comparisons).
+Tensor exact_tensor(const Shape& shape, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> dist(-8, 8);
+  int64_t n = 1;
+  for (int64_t extent : shape) n *= extent;
+  std::vector<float> values(static_cast<size_t>(n));
+  for (float& x : values) x = static_cast<float>(dist(rng)) / 8.0f;
+  return Tensor::from_vector(values, shape);
+}
+
+Mod user_mod(const std::string& text, const std::string& name) {
+  return Mod::from_module(ir::load_module_text("user.attn", text), name);
+}
+
+// Compares element by element: NaN must meet NaN, infinities must be equal, finite values must
+// agree within tolerance * (1 + |expected|). Reports the count and the first mismatch.
+void check_same(const Tensor& got, const Tensor& expected, double tolerance, const char* what) {
+  std::vector<float> g = got.to_float_vector(), e = expected.to_float_vector();
+  REQUIRE(g.size() == e.size());
+  size_t mismatches = 0, first = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    bool ok;
+    if (std::isnan(e[i])) {
+      ok = std::isnan(g[i]);
+    } else if (std::isinf(e[i])) {
+      ok = g[i] == e[i];
+    } else {
+      ok = std::fabs(static_cast<double>(g[i]) - e[i]) <= tolerance * (1.0 + std::fabs(e[i]));
+    }
+    if (!ok && mismatches++ == 0) first = i;
+  }
+  CAPTURE(what, mismatches, first);
+  if (mismatches) {
+    CAPTURE(g[first], e[first]);
+    CHECK(mismatches == 0);
+  } else {
+    CHECK(mismatches == 0);
+  }
+}
+
+struct Inputs {
+  Tensor q, k, v;
+};
+
+Inputs make_inputs(int64_t B, int64_t H, int64_t Hkv, int64_t S, int64_t Skv, int64_t D, int64_t Dv, DType dtype,
+                   uint32_t seed) {
+  return {uniform_tensor(seed, dtype, {B, H, S, D}), uniform_tensor(seed + 1, dtype, {B, Hkv, Skv, D}),
+          uniform_tensor(seed + 2, dtype, {B, Hkv, Skv, Dv})};
+}
+
+// Runs both kernels (flash with `flash` options) and compares outputs and LSEs.
+void check_against_reference(const Inputs& in, const AttentionOptions& options, const FlashOptions& flash = {},
+                             double tolerance = kTolF32) {
+  Tensor ref_lse, flash_lse;
+  Tensor expected = standard_attention(in.q, in.k, in.v, options, &ref_lse);
+  Tensor got = Tensor::empty(DType::F32, expected.shape());
+  flash_attention(in.q, in.k, in.v, got, options, flash, &flash_lse);
+  check_same(got, expected, tolerance, "out");
+  check_same(flash_lse, ref_lse, tolerance, "lse");
+}
+
+// A tensor with `shape` whose storage is laid out in another order (`order` lists the dims from
+// outermost to innermost) and, when `spread` > 1, with gaps between consecutive elements of the
+// innermost dim, filled from `source` (same shape).
+Tensor strided_copy(const Tensor& source, std::vector<size_t> order, int64_t spread) {
+  const Shape& shape = source.shape();
+  std::vector<int64_t> strides(shape.size());
+  int64_t stride = spread;
+  for (size_t n = order.size(); n-- > 0;) {
+    strides[order[n]] = stride;
+    stride *= shape[order[n]];
+  }
+  auto storage =
+      std::shared_ptr<void>(std::calloc(static_cast<size_t>(stride) + 1, dtype_size(source.dtype())), std::free);
+  Tensor view = Tensor::from_storage(storage, storage.get(), source.dtype(), shape, strides);
+  std::vector<int64_t> index(shape.size(), 0);
+  for (int64_t flat = 0; flat < source.numel(); ++flat) {
+    int64_t rest = flat;
+    for (size_t d = shape.size(); d-- > 0;) {
+      index[d] = rest % shape[d];
+      rest /= shape[d];
+    }
+    view.set_float(index, source.get_float(index));
+  }
+  return view;
+}
+
+}  // namespace
+
+TEST_CASE("flash attention without mods matches the reference over odd shapes, GQA and MQA", "[runtime][cpu][flash]") {
+  auto [B, H, Hkv, S, Skv, D, Dv] = GENERATE(table<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>({
+      {1, 1, 1, 1, 1, 32, 32},      // a single element
+      {2, 4, 2, 7, 65, 64, 64},     // GQA, few queries, a partial key tile
+      {1, 4, 2, 65, 130, 80, 80},   // GQA, q_len != kv_len, D not a multiple of 16
+      {1, 2, 1, 130, 7, 128, 128},  // MQA, more queries than keys
+      {1, 4, 4, 65, 65, 32, 48},    // Dv != D
+      {1, 2, 2, 130, 130, 128, 64},
+  }));
+  DType dtype = GENERATE(DType::F32, DType::F16, DType::BF16);
+  bool scalar = GENERATE(false, true);
+  CAPTURE(B, H, Hkv, S, Skv, D, Dv, dtype_name(dtype), scalar);
+  FlashOptions flash;
+  flash.force_scalar = scalar;
+  check_against_reference(make_inputs(B, H, Hkv, S, Skv, D, Dv, dtype, 7), {}, flash);
+}
+
+TEST_CASE("flash attention honours an explicit scale and writes fp16 and bf16 outputs", "[runtime][cpu][flash]") {
+  Inputs in = make_inputs(1, 2, 1, 70, 90, 64, 64, DType::BF16, 11);
+  AttentionOptions options;
+  options.scale = 0.3f;
+  check_against_reference(in, options);
+
+  auto [dtype, tolerance] = GENERATE(table<DType, double>({{DType::F16, kTolF16}, {DType::BF16, kTolBF16}}));
+  CAPTURE(dtype_name(dtype));
+  Tensor expected = standard_attention(in.q, in.k, in.v, options);
+  Tensor got = Tensor::empty(dtype, expected.shape());
+  Tensor lse = Tensor::empty(dtype, {1, 2, 70});
+  Tensor ref_lse;
+  standard_attention(in.q, in.k, in.v, options, &ref_lse);
+  flash_attention(in.q, in.k, in.v, got, options, &lse);
+  check_same(got, expected, tolerance, "out");
+  check_same(lse, ref_lse, tolerance, "lse");
+}
+
+TEST_CASE("flash attention reads non-contiguous q, k, v and writes non-contiguous out and lse",
+          "[runtime][cpu][flash]") {
+  Inputs dense = make_inputs(2, 4, 2, 67, 75, 64, 40, DType::F32, 21);
+  DType dtype = GENERATE(DType::F32, DType::BF16);
+  int64_t spread = GENERATE(1, 2);  // 2: the head dim itself is strided
+  CAPTURE(dtype_name(dtype), spread);
+  auto convert = [&](const Tensor& t) { return Tensor::from_vector(t.to_float_vector(), t.shape(), dtype); };
+  // (B, S, H, D) storage, the layout of most model code, viewed as (B, H, S, D).
+  Inputs in{strided_copy(convert(dense.q), {0, 2, 1, 3}, spread), strided_copy(convert(dense.k), {0, 2, 1, 3}, spread),
+            strided_copy(convert(dense.v), {2, 0, 1, 3}, spread)};
+  REQUIRE_FALSE(in.q.is_contiguous());
+  REQUIRE_FALSE(in.v.is_contiguous());
+
+  Mod mask = causal_bottom_right_mod();
+  AttentionOptions options;
+  options.mask_mod = &mask;
+  Tensor ref_lse;
+  Tensor expected = standard_attention(in.q, in.k, in.v, options, &ref_lse);
+  Tensor out = strided_copy(Tensor::zeros(DType::F32, expected.shape()), {3, 1, 0, 2}, 1);
+  Tensor lse = strided_copy(Tensor::zeros(DType::F32, {2, 4, 67}), {2, 1, 0}, 3);
+  flash_attention(in.q, in.k, in.v, out, options, &lse);
+  check_same(out, expected, kTolF32, "out");
+  check_same(lse, ref_lse, kTolF32, "lse");
+}
+
+TEST_CASE("flash attention matches the reference for every built-in mod", "[runtime][cpu][flash][mods]") {
+  const int64_t B = 2, H = 4, Hkv = 2;
+  auto [S, Skv] = GENERATE(table<int64_t, int64_t>({{65, 65}, {65, 130}, {130, 65}, {7, 200}}));
+  CAPTURE(S, Skv);
+  Inputs in = make_inputs(B, H, Hkv, S, Skv, 64, 64, DType::F32, 31);
+
+  std::vector<int32_t> prefix{5, 70};
+  std::vector<int32_t> documents(static_cast<size_t>(B * std::max(S, Skv)));
+  for (size_t i = 0; i < documents.size(); ++i) documents[i] = static_cast<int32_t>((i % 200) / 23);
+  Tensor doc_ids = Tensor::from_vector(documents, {B, std::max(S, Skv)});
+  Tensor bias = uniform_tensor(33, DType::F32, {H, 1, Skv});  // broadcast over b and q_idx
+
+  struct Case {
+    const char* name;
+    std::optional<Mod> score, mask;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"causal", std::nullopt, causal_mod()});
+  cases.push_back({"causal bottom-right", std::nullopt, causal_bottom_right_mod()});
+  cases.push_back({"sliding window 20", std::nullopt, sliding_window_mod(20, true)});
+  cases.push_back({"two-sided sliding window 9", std::nullopt, sliding_window_mod(9, false)});
+  cases.push_back({"prefix LM", std::nullopt, prefix_lm_mod(Tensor::from_vector(prefix))});
+  cases.push_back({"document mask", std::nullopt, document_mask_mod(doc_ids)});
+  cases.push_back({"alibi", alibi_mod(static_cast<int>(H)), std::nullopt});
+  cases.push_back({"additive bias", additive_bias_mod(bias), std::nullopt});
+  cases.push_back({"softcap", softcap_mod(0.5f), std::nullopt});
+  cases.push_back({"alibi + causal", alibi_mod(static_cast<int>(H)), causal_mod()});
+  cases.push_back({"softcap + sliding window", softcap_mod(2.0f), sliding_window_mod(16, true)});
+  cases.push_back({"document & causal", std::nullopt, and_masks({document_mask_mod(doc_ids), causal_mod()})});
+  cases.push_back({"prefix | window", std::nullopt,
+                   or_masks({prefix_lm_mod(Tensor::from_vector(prefix)), sliding_window_mod(4, false)})});
+  cases.push_back({"alibi then softcap, bottom-right causal",
+                   compose_score_mods({alibi_mod(static_cast<int>(H)), softcap_mod(1.5f)}), causal_bottom_right_mod()});
+  cases.push_back({"causal as a score mod", mask_mod_to_score_mod(causal_mod()), std::nullopt});
+
+  std::vector<CpuBackend> backends{CpuBackend::Interpreter};
+  if (cpu_jit_available()) backends.push_back(CpuBackend::Llvm);
+  for (const Case& c : cases) {
+    for (CpuBackend backend : backends) {
+      CAPTURE(c.name, backend == CpuBackend::Llvm ? "llvm" : "interpreter");
+      AttentionOptions options;
+      options.score_mod = c.score ? &*c.score : nullptr;
+      options.mask_mod = c.mask ? &*c.mask : nullptr;
+      FlashOptions flash;
+      flash.backend = backend;
+      check_against_reference(in, options, flash);
+    }
+  }
+}
+
+TEST_CASE("rows whose keys are all masked give zeros and an LSE of -inf", "[runtime][cpu][flash][mods]") {
+  // Even rows keep nothing; a score mod sending every key of a row to -inf does the same.
+  Mod odd_rows = user_mod("mask_mod odd_rows() = q_idx % 2 == 1 && kv_idx <= q_idx;", "odd_rows");
+  Mod drop_rows = user_mod("score_mod drop(n: int) = q_idx < n ? -inf : score;", "drop");
+  drop_rows.bind("n", 70);
+  Inputs in = make_inputs(1, 2, 2, 133, 90, 32, 32, DType::F32, 41);
+  AttentionOptions options;
+  options.mask_mod = &odd_rows;
+  options.score_mod = &drop_rows;
+  Tensor lse;
+  Tensor out = flash_attention(in.q, in.k, in.v, options, &lse);
+  for (int64_t i : {0, 2, 69, 70, 72, 132}) {
+    CAPTURE(i);
+    CHECK(lse.get_float({0, 1, i}) == -INFINITY);
+    for (int64_t d = 0; d < 32; ++d) CHECK(out.get_float({0, 1, i, d}) == 0.0f);
+  }
+  CHECK(std::isfinite(lse.get_float({0, 1, 71})));
+  check_against_reference(in, options);
+
+  SECTION("and keys that do not exist: kv_len 0 leaves every row empty") {
+    Inputs none = make_inputs(1, 1, 1, 5, 0, 16, 16, DType::F32, 43);
+    Tensor empty_lse;
+    Tensor result = flash_attention(none.q, none.k, none.v, {}, &empty_lse);
+    CHECK(empty_lse.get_float({0, 0, 4}) == -INFINITY);
+    CHECK(result.get_float({0, 0, 4, 15}) == 0.0f);
+  }
+}
+
+TEST_CASE("flash attention matches the reference on random masks and score mods", "[runtime][cpu][flash][random]") {
+  using namespace attnc::ir;
+  ir::test::RandomExprOptions expr_options;
+  expr_options.params = {
+      {Type::Int, {}, DType::I32},     {Type::Float, {}, DType::F32},  {Type::Int, {5}, DType::I32},
+      {Type::Float, {4}, DType::BF16}, {Type::Bool, {3}, DType::Bool},
+  };
+  const uint32_t seed = GENERATE(range(1u, 41u));
+  const bool score = seed % 2 == 0;
+  CAPTURE(seed, score);
+  std::mt19937 rng(seed * 7919u);
+  ir::test::RandomExprOptions options = expr_options;
+  options.use_score = score;
+
+  ModDef def;
+  def.name = score ? "random_score" : "random_mask";
+  def.kind = score ? dsl::ModKind::Score : dsl::ModKind::Mask;
+  def.params = ir::test::random_param_decls(options);
+  def.body = ir::test::random_expr(rng, score ? Type::Float : Type::Bool, 4, options);
+  Mod mod = Mod::from_def(def);
+  mod.bind("p0", ir::test::random_value(rng, Type::Int).i);
+  mod.bind("p1", ir::test::random_value(rng, Type::Float).f);
+  std::vector<int32_t> ints;
+  for (int n = 0; n < 5; ++n) ints.push_back(std::uniform_int_distribution<int32_t>(-3, 90)(rng));
+  mod.bind("p2", Tensor::from_vector(ints));
+  std::vector<float> floats;
+  for (int n = 0; n < 4; ++n) floats.push_back(ir::test::random_value(rng, Type::Float).f);
+  mod.bind("p3", Tensor::from_vector(floats, {4}, DType::BF16));
+  mod.bind("p4", Tensor::from_vector(std::vector<int32_t>{1, 0, 1}, {3}, DType::Bool));
+  CAPTURE(print_def(mod.def()));
+
+  Inputs in{exact_tensor({1, 4, 70, 32}, seed), exact_tensor({1, 2, 131, 32}, seed + 100),
+            uniform_tensor(seed + 200, DType::F32, {1, 2, 131, 24})};
+  AttentionOptions attention;
+  attention.scale = 0.125f;  // a power of two keeps the scores exact (see exact_tensor)
+  (score ? attention.score_mod : attention.mask_mod) = &mod;
+  check_against_reference(in, attention);
+}
+
+TEST_CASE("EMPTY tiles are skipped and FULL tiles skip the mask", "[runtime][cpu][flash][tiles]") {
+  auto run = [](int64_t S, const Mod* mask) {
+    Inputs in = make_inputs(1, 1, 1, S, S, 32, 32, DType::F32, 51);
+    AttentionOptions options;
+    options.mask_mod = mask;
+    FlashStats stats;
+    FlashOptions flash;
+    flash.stats = &stats;
+    Tensor out = Tensor::empty(DType::F32, {1, 1, S, 32});
+    flash_attention(in.q, in.k, in.v, out, options, flash);
+    CHECK(stats.tiles_computed == stats.tiles_full + stats.tiles_partial);
+    return stats;
+  };
+  const int64_t tiles = 1024 / kFlashBlockN;  // 16 x 16 tiles at S = 1024
+
+  FlashStats dense = run(1024, nullptr);
+  CHECK(dense.tiles_computed == tiles * tiles);
+  CHECK(dense.tiles_skipped == 0);
+  CHECK(dense.tiles_partial == 0);
+
+  Mod causal = causal_mod();
+  FlashStats triangle = run(1024, &causal);
+  CHECK(triangle.tiles_computed == tiles * (tiles + 1) / 2);  // 136 of 256: about half
+  CHECK(triangle.tiles_partial == tiles);                     // only the diagonal evaluates the mask
+  CHECK(triangle.tiles_skipped == tiles * (tiles - 1) / 2);
+
+  // A sliding window's work grows with the window, not with the sequence.
+  Mod narrow = sliding_window_mod(64, true), wide = sliding_window_mod(256, true);
+  FlashStats narrow_1k = run(1024, &narrow), narrow_2k = run(2048, &narrow), wide_1k = run(1024, &wide);
+  CHECK(narrow_1k.tiles_computed == 2 * tiles - 1);  // the diagonal and the tile before it
+  CHECK(narrow_2k.tiles_computed == 2 * (2 * tiles) - 1);
+  CHECK(wide_1k.tiles_computed == 5 * tiles - (4 + 3 + 2 + 1));  // 5 per query tile, fewer in the first 4
+  CHECK(wide_1k.tiles_computed < dense.tiles_computed / 3);
+}
+
+TEST_CASE("flash attention gives bit-identical results for any thread count", "[runtime][cpu][flash]") {
+  Inputs in = make_inputs(2, 3, 3, 150, 150, 64, 64, DType::F32, 61);
+  Mod causal = causal_mod();
+  AttentionOptions options;
+  options.mask_mod = &causal;
+  Tensor one = Tensor::empty(DType::F32, {2, 3, 150, 64}), all = Tensor::empty(DType::F32, {2, 3, 150, 64});
+  FlashOptions serial;
+  serial.num_threads = 1;
+  flash_attention(in.q, in.k, in.v, one, options, serial);
+  flash_attention(in.q, in.k, in.v, all, options, FlashOptions{});
+  CHECK(std::memcmp(one.data(), all.data(), static_cast<size_t>(one.numel()) * sizeof(float)) == 0);
+}
+
+TEST_CASE("flash attention refuses what standard_attention refuses, with the same messages",
+          "[runtime][cpu][flash][errors]") {
+  Tensor q = uniform_tensor(71, DType::F32, {2, 4, 3, 8}), k = uniform_tensor(72, DType::F32, {2, 2, 5, 8}),
+         v = uniform_tensor(73, DType::F32, {2, 2, 5, 6});
+  Tensor out = Tensor::zeros(DType::F32, {2, 4, 3, 6});
+  Mod causal = causal_mod();
+  Mod window = user_mod("mask_mod w(window: int) = q_idx - kv_idx < window;", "w");
+  AttentionOptions none, swapped, unbound;
+  swapped.score_mod = &causal;
+  unbound.mask_mod = &window;
+  Tensor gpu = Tensor::from_data(k.data(), DType::F32, k.shape(), {}, Device::Cuda);
+  Tensor bad_out = Tensor::zeros(DType::F32, {2, 4, 3, 8});
+  Tensor bad_lse = Tensor::zeros(DType::F32, {2, 4});
+
+  struct Case {
+    const char* name;
+    Tensor q, k, v, out;
+    const AttentionOptions* options;
+    Tensor* lse;
+  };
+  std::vector<Case> cases{
+      {"rank", uniform_tensor(1, DType::F32, {4, 3, 8}), k, v, out, &none, nullptr},
+      {"batch", q, uniform_tensor(1, DType::F32, {1, 2, 5, 8}), v, out, &none, nullptr},
+      {"head dim", q, uniform_tensor(1, DType::F32, {2, 2, 5, 7}), v, out, &none, nullptr},
+      {"heads", q, uniform_tensor(1, DType::F32, {2, 3, 5, 8}), uniform_tensor(1, DType::F32, {2, 3, 5, 6}), out, &none,
+       nullptr},
+      {"device", q, gpu, v, out, &none, nullptr},
+      {"dtype", Tensor::zeros(DType::I32, {2, 4, 3, 8}), k, v, out, &none, nullptr},
+      {"out shape", q, k, v, bad_out, &none, nullptr},
+      {"lse shape", q, k, v, out, &none, &bad_lse},
+      {"mod kind", q, k, v, out, &swapped, nullptr},
+  };
+  auto message = [](auto&& call) -> std::string {
+    try {
+      call();
+    } catch (const RuntimeError& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  for (Case& c : cases) {
+    CAPTURE(c.name);
+    std::string reference = message([&] { standard_attention(c.q, c.k, c.v, c.out, *c.options, c.lse); });
+    std::string flash = message([&] { flash_attention(c.q, c.k, c.v, c.out, *c.options, c.lse); });
+    REQUIRE(reference.starts_with("standard_attention: "));
+    std::string expected = reference;
+    for (size_t at; (at = expected.find("standard_attention")) != std::string::npos;) {
+      expected.replace(at, std::strlen("standard_attention"), "flash_attention");
+    }
+    CHECK(flash == expected);
+  }
+  CHECK_THROWS_WITH(flash_attention(q, k, v, out, unbound), Catch::Contains("mod 'w'") && Catch::Contains("window"));
+}
+
+TEST_CASE("out-of-range mod indices are reported like the reference reports them", "[runtime][cpu][flash][errors]") {
+  Mod bias = user_mod("score_mod column_bias(t: float[N]) = score + t[kv_idx];", "column_bias");
+  bias.bind("t", Tensor::from_vector(std::vector<float>{0.5f, -1.0f, 2.0f}));
+  Inputs in = make_inputs(1, 1, 1, 2, 5, 4, 4, DType::F32, 81);
+  AttentionOptions options;
+  options.score_mod = &bias;
+  check_against_reference(in, options);  // clamped without bounds checking
+
+  options.check_bounds = true;
+  CHECK_THROWS_WITH(flash_attention(in.q, in.k, in.v, options),
+                    Catch::StartsWith("flash_attention: mod 'column_bias': index 3 is out of range for dimension 0 "
+                                      "of parameter 't' (extent 3) at (b=0, h=0, q_idx=0, kv_idx=3)"));
+
+  Mod mask = user_mod("mask_mod row_flag(t: bool[N]) = t[q_idx];", "row_flag");
+  mask.bind("t", Tensor::from_vector(std::vector<int32_t>{1}, {}, DType::Bool));
+  AttentionOptions mask_options;
+  mask_options.mask_mod = &mask;
+  mask_options.check_bounds = true;
+  CHECK_THROWS_WITH(flash_attention(in.q, in.k, in.v, mask_options),
+                    Catch::Contains("mod 'row_flag'") && Catch::Contains("(b=0, h=0, q_idx=1, kv_idx=0)"));
+}
+
+// Timings for docs/cpu-backend.md: run with `test_runtime "[.benchmark]" -s` on an idle machine.
+TEST_CASE("flash attention throughput", "[.benchmark][runtime][cpu][flash]") {
+  auto median_seconds = [](auto&& call) {
+    std::vector<double> times;
+    for (int rep = 0; rep < 3; ++rep) {
+      auto start = std::chrono::steady_clock::now();
+      call();
+      times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    std::sort(times.begin(), times.end());
+    return times[1];
+  };
+  auto time_attention = [&](int64_t S, const Mod* mask) {
+    Inputs in = make_inputs(1, 8, 8, S, S, 128, 128, DType::F32, 91);
+    Tensor out = Tensor::empty(DType::F32, {1, 8, S, 128});
+    AttentionOptions options;
+    options.mask_mod = mask;
+    if (mask) flash_attention(in.q, in.k, in.v, out, options);  // compile the mod outside the timing
+    return median_seconds([&] { flash_attention(in.q, in.k, in.v, out, options); });
+  };
+  const double flops_4k = 4.0 * 8 * 4096.0 * 4096.0 * 128;
+  double dense = time_attention(4096, nullptr);
+  Mod causal = causal_mod();
+  double causal_time = time_attention(4096, &causal);
+  std::vector<float> a(64 * 128, 0.5f), b(128 * 64, 0.25f), c(64 * 64);
+  const auto& kernels = cpu::best_micro_kernels();
+  double gemm = median_seconds([&] {
+    for (int rep = 0; rep < 20000; ++rep) kernels.gemm(64, 64, 128, a.data(), 128, b.data(), 64, c.data(), 64, false);
+  });
+  WARN("micro-kernels: " << kernels.name << ", gemm 64x64x128 on one core: " << 2.0 * 64 * 64 * 128 * 20000 / gemm / 1e9
+                         << " GFLOP/s");
+  WARN("dense fp32 B=1 H=8 S=4096 D=128: " << dense << " s, " << flops_4k / dense / 1e9 << " GFLOP/s");
+  WARN("causal / non-causal at S=4096: " << causal_time / dense);
+  Mod window = sliding_window_mod(1024, true);
+  double dense_16k = time_attention(16384, nullptr);
+  double window_16k = time_attention(16384, &window);
+  WARN("dense S=16384: " << dense_16k << " s; sliding window 1024: " << window_16k << " s; ratio "
+                         << window_16k / dense_16k);
+}
