@@ -1,11 +1,12 @@
 #pragma once
-// The Mods traits of flash_attention.cuh over the generated code (namespace attnc_gen, see
-// mod_abi.cuh). Include it after the generated code, before ATTNC_INSTANTIATE_FLASH_FORWARD; the
-// template itself never names attnc_gen, so tests can run it with hand-written traits instead.
+// The Mods traits every kernel template takes (flash_attention.cuh's header states the contract),
+// over the generated code (namespace attnc_gen, see mod_abi.cuh). A family's main file includes it
+// after the generated code, before instantiating its entry point; templates themselves never name
+// attnc_gen, so tests can run them with hand-written traits instead.
 
 #include "mod_abi.cuh"
 
-namespace attnc_flash {
+namespace attnc_abi {
 
 struct GeneratedMods {
   using Params = attnc_gen::ModParams;
@@ -27,4 +28,4 @@ struct GeneratedMods {
   }
 };
 
-}  // namespace attnc_flash
+}  // namespace attnc_abi

@@ -87,7 +87,7 @@ cuda::KernelProgram flash_program(const FlashPlan& plan, const ir::CudaModSource
   main += fmt::format("#include \"{}\"\n", cuda::kGeneratedModsHeader);
   main += "#include \"generated_mods.cuh\"\n\n";
   main += fmt::format(
-      "ATTNC_INSTANTIATE_FLASH_FORWARD({}, attnc_flash::GeneratedMods, attnc_dev::{}, {}, {}, {}, {}, {})\n", kEntry,
+      "ATTNC_INSTANTIATE_FLASH_FORWARD({}, attnc_abi::GeneratedMods, attnc_dev::{}, {}, {}, {}, {}, {})\n", kEntry,
       spec.dtype == DType::F16 ? "f16_t" : "bf16_t", spec.head_dim, spec.head_dim_v, plan.tile.block_m,
       plan.tile.block_n, plan.tile.num_warps);
   return program;

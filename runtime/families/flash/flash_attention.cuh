@@ -44,14 +44,14 @@
 //   static float score_mod(float, const attnc_abi::ModPoint&, const Params&, attnc_abi::BoundsReport*);
 //   static bool mask_mod(const attnc_abi::ModPoint&, const Params&, attnc_abi::BoundsReport*);
 //   static int tile_class(const attnc_abi::TileBox&, const attnc_abi::ModPoint&, const Params&);
-// attnc_flash::GeneratedMods (generated_mods.cuh) adapts the generated namespace attnc_gen; tests
+// attnc_abi::GeneratedMods (generated_mods.cuh) adapts the generated namespace attnc_gen; tests
 // write their own traits and run this template on the CPU through the host emulation.
 //
 // Entry point. The translation unit NVRTC compiles is
 //   #include "flash_attention.cuh"
 //   <the generated code: namespace attnc_gen { ... }>
 //   #include "generated_mods.cuh"
-//   ATTNC_INSTANTIATE_FLASH_FORWARD(attnc_flash_forward, attnc_flash::GeneratedMods, attnc_dev::bf16_t,
+//   ATTNC_INSTANTIATE_FLASH_FORWARD(attnc_flash_forward, attnc_abi::GeneratedMods, attnc_dev::bf16_t,
 //                                   128, 128, 128, 64, 8)
 // which defines extern "C" __global__ void attnc_flash_forward(FlashParams<GeneratedMods::Params>)
 // for (element type, HEAD_DIM, HEAD_DIM_V, BLOCK_M, BLOCK_N, NUM_WARPS); runtime/families/flash/TileConfig.h
