@@ -29,12 +29,17 @@ void softmax_tile_scalar(float* s, int64_t lds, int32_t rows, int32_t cols, floa
   for (int32_t r = 0; r < rows; ++r) {
     float* row = s + r * lds;
     float m = row_max[r];
-    // `x > m` is false for NaN, so NaN scores never become the max.
+    // `x > m` is false for NaN, so NaN scores never become the max (and a NaN max stays NaN).
     for (int32_t j = 0; j < cols; ++j) m = row[j] > m ? row[j] : m;
     if (m == kMinusInf) {
-      std::fill(row, row + cols, 0.0f);
-      row_alpha[r] = 1.0f;
-      continue;
+      // Nothing kept in this tile so far, unless a kept score is NaN: then the row is NaN
+      // (docs/semantics.md), which a NaN max carries through every later tile and the output.
+      if (std::none_of(row, row + cols, [](float x) { return std::isnan(x); })) {
+        std::fill(row, row + cols, 0.0f);
+        row_alpha[r] = 1.0f;
+        continue;
+      }
+      m = std::numeric_limits<float>::quiet_NaN();
     }
     float sum = 0;
     for (int32_t j = 0; j < cols; ++j) {

@@ -138,11 +138,21 @@ ATTNC_AVX512 void softmax_tile_avx512(float* s, int64_t lds, int32_t rows, int32
       const __m512 x = _mm512_mask_loadu_ps(minus_inf, tail_mask(cols - j), row + j);
       mv = _mm512_max_ps(x, mv);  // the second operand wins for NaN: NaN scores are ignored
     }
-    float m = std::max(row_max[r], _mm512_reduce_max_ps(mv));
+    float m = std::max(row_max[r], _mm512_reduce_max_ps(mv));  // a NaN row_max stays NaN
     if (m == kMinusInf) {
-      for (int32_t j = 0; j < cols; j += 16) _mm512_mask_storeu_ps(row + j, tail_mask(cols - j), _mm512_setzero_ps());
-      row_alpha[r] = 1.0f;
-      continue;
+      // Nothing kept in this tile so far, unless a kept score is NaN: then the row is NaN
+      // (docs/semantics.md), which a NaN max carries through every later tile and the output.
+      __mmask16 nan = 0;
+      for (int32_t j = 0; j < cols; j += 16) {
+        const __m512 x = _mm512_maskz_loadu_ps(tail_mask(cols - j), row + j);
+        nan |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+      }
+      if (nan == 0) {
+        for (int32_t j = 0; j < cols; j += 16) _mm512_mask_storeu_ps(row + j, tail_mask(cols - j), _mm512_setzero_ps());
+        row_alpha[r] = 1.0f;
+        continue;
+      }
+      m = std::numeric_limits<float>::quiet_NaN();
     }
     const __m512 mb = _mm512_set1_ps(m);
     __m512 sum = _mm512_setzero_ps();

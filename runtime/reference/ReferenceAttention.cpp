@@ -65,6 +65,7 @@ void run(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, c
       for (int64_t i = 0; i < S; ++i) {
         const auto b32 = static_cast<int32_t>(b), h32 = static_cast<int32_t>(h), i32 = static_cast<int32_t>(i);
         Acc max_score = minus_inf;
+        bool any_nan = false;
         for (int64_t j = 0; j < Skv; ++j) {
           const auto j32 = static_cast<int32_t>(j);
           Acc dot = 0;
@@ -80,12 +81,18 @@ void run(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, c
           kept[j] = keep && s != -std::numeric_limits<float>::infinity();
           scores[j] = s;
           if (kept[j] && scores[j] > max_score) max_score = scores[j];
+          if (kept[j] && std::isnan(s)) any_nan = true;
         }
 
         std::fill(row.begin(), row.end(), Acc(0));
         Acc row_lse = minus_inf;
-        // No kept key (or only -inf scores): output 0 and LSE -inf rather than 0/0 = NaN.
-        if (max_score != minus_inf) {
+        if (any_nan) {
+          // A kept NaN score makes the whole row NaN (docs/semantics.md), even when every kept
+          // score is NaN and the max above saw none of them.
+          std::fill(row.begin(), row.end(), std::numeric_limits<Acc>::quiet_NaN());
+          row_lse = std::numeric_limits<Acc>::quiet_NaN();
+        } else if (max_score != minus_inf) {
+          // (No kept key, or only -inf scores: output 0 and LSE -inf rather than 0/0 = NaN.)
           Acc sum = 0;
           for (int64_t j = 0; j < Skv; ++j) {
             if (!kept[j]) continue;

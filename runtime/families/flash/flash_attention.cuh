@@ -440,8 +440,10 @@ struct FlashForward {
         float sum = acc.row_sum[r][half];
         sum += attnc_dev::shfl_xor(sum, 1);
         sum += attnc_dev::shfl_xor(sum, 2);
-        // l is 0 exactly when the row kept no finite score: its output is 0 and its LSE -inf.
-        const float inv_sum = sum > 0.0f ? 1.0f / sum : 0.0f;
+        // l is 0 exactly when the row kept no finite score: its output is 0 and its LSE -inf. A
+        // kept NaN score makes l NaN (every later P, or the correction, is NaN), and the row NaN.
+        const bool empty = sum == 0.0f;
+        const float inv_sum = empty ? 0.0f : 1.0f / sum;
         const int q_idx = warp_q_first + r * 16 + lane / 4 + half * 8;
         if (q_idx >= p.q_len) continue;
         Elem* row = out + q_idx * p.out_row_stride + 2 * (lane % 4);
@@ -453,7 +455,7 @@ struct FlashForward {
         }
         if (p.lse != nullptr && lane % 4 == 0) {
           p.lse[b * p.lse_batch_stride + h * p.lse_head_stride + q_idx * p.lse_row_stride] =
-              sum > 0.0f ? (acc.row_max[r][half] + attnc_dev::fast_log2(sum)) * kLn2 : attnc_dev::negative_infinity();
+              empty ? attnc_dev::negative_infinity() : (acc.row_max[r][half] + attnc_dev::fast_log2(sum)) * kLn2;
         }
       }
     }

@@ -175,6 +175,70 @@ TEST_CASE("rows with no kept key give output 0 and LSE -inf, never NaN", "[runti
   }
 }
 
+TEST_CASE("a kept NaN score makes its row NaN, even when every kept score is NaN", "[runtime][reference]") {
+  Tensor q = uniform_tensor(7, DType::F32, {1, 2, 6, 4});
+  Tensor k = uniform_tensor(8, DType::F32, {1, 2, 5, 4});
+  Tensor v = uniform_tensor(9, DType::F32, {1, 2, 5, 4});
+  auto row_is = [](const Tensor& out, const Tensor& lse, int64_t h, int64_t i, const char* what) {
+    CAPTURE(h, i, what);
+    const float l = lse.get_float({0, h, i});
+    if (std::string(what) == "nan") CHECK(std::isnan(l));
+    if (std::string(what) == "finite") CHECK(std::isfinite(l));
+    if (std::string(what) == "empty") CHECK(l == -INFINITY);
+    for (int64_t d = 0; d < 4; ++d) {
+      const float x = out.get_float({0, h, i, d});
+      if (std::string(what) == "nan") CHECK(std::isnan(x));
+      if (std::string(what) == "finite") CHECK(std::isfinite(x));
+      if (std::string(what) == "empty") CHECK(x == 0.0f);
+    }
+  };
+  SECTION("NaN in one query row: that row only") {
+    for (int64_t d = 0; d < 4; ++d) q.set_float({0, 1, 2, d}, NAN);
+    Tensor lse;
+    Tensor out = standard_attention(q, k, v, {}, &lse);
+    row_is(out, lse, 1, 2, "nan");
+    row_is(out, lse, 1, 1, "finite");
+    row_is(out, lse, 0, 2, "finite");
+  }
+  SECTION("a NaN scale: every row") {
+    AttentionOptions options;
+    options.scale = NAN;
+    Tensor lse;
+    Tensor out = standard_attention(q, k, v, options, &lse);
+    for (int64_t i = 0; i < 6; ++i) row_is(out, lse, 0, i, "nan");
+  }
+  SECTION("a score mod giving NaN (softcap with cap nan): every row") {
+    Mod softcap = softcap_mod(1.0f);
+    softcap.bind("cap", NAN);
+    AttentionOptions options;
+    options.score_mod = &softcap;
+    Tensor lse;
+    Tensor out = standard_attention(q, k, v, options, &lse);
+    for (int64_t i = 0; i < 6; ++i) row_is(out, lse, 1, i, "nan");
+  }
+  SECTION("one NaN key under a causal mask: the rows that keep it") {
+    for (int64_t d = 0; d < 4; ++d) k.set_float({0, 0, 3, d}, NAN);
+    Mod causal = causal_mod();
+    AttentionOptions options;
+    options.mask_mod = &causal;
+    Tensor lse;
+    Tensor out = standard_attention(q, k, v, options, &lse);
+    for (int64_t i = 0; i < 3; ++i) row_is(out, lse, 0, i, "finite");
+    for (int64_t i = 3; i < 6; ++i) row_is(out, lse, 0, i, "nan");
+    row_is(out, lse, 1, 5, "finite");
+  }
+  SECTION("a NaN row whose keys are all masked stays empty") {
+    for (int64_t d = 0; d < 4; ++d) q.set_float({0, 0, 0, d}, NAN);
+    Mod bottom_right = causal_bottom_right_mod();  // q_len 6 > kv_len 5: row 0 keeps nothing
+    AttentionOptions options;
+    options.mask_mod = &bottom_right;
+    Tensor lse;
+    Tensor out = standard_attention(q, k, v, options, &lse);
+    row_is(out, lse, 0, 0, "empty");
+    row_is(out, lse, 0, 1, "finite");
+  }
+}
+
 TEST_CASE("document masking and prefix LM with per-batch tensors", "[runtime][reference]") {
   std::vector<int32_t> ids{0, 0, 1, 1, 1, 2, 2, 2, 2, 2, 2, 3};
   std::vector<int32_t> prefixes{1, 4};

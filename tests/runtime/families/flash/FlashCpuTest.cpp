@@ -16,6 +16,7 @@
 #include "runtime/cpu/CpuMicroKernels.h"
 #include "runtime/cpu/CpuModProgram.h"
 #include "runtime/reference/ReferenceAttention.h"
+#include "tests/support/AttentionComparison.h"
 #include "tests/support/RandomExpr.h"
 #include "tests/support/TestTensors.h"
 
@@ -263,6 +264,47 @@ TEST_CASE("rows whose keys are all masked give zeros and an LSE of -inf", "[runt
     Tensor result = flash_attention(none.q, none.k, none.v, {}, &empty_lse);
     CHECK(empty_lse.get_float({0, 0, 4}) == -INFINITY);
     CHECK(result.get_float({0, 0, 4, 15}) == 0.0f);
+  }
+}
+
+TEST_CASE("a kept NaN score makes its row NaN on every micro-kernel path and mod backend",
+          "[runtime][cpu][flash][nan]") {
+  // Row 5 of head 0 is NaN in q (every score NaN); key 70 is NaN in k (rows that keep it have some
+  // NaN scores); head 1 has neither. The rows past 64 fall in the second query tile.
+  Inputs in = make_inputs(1, 2, 2, 100, 90, 32, 32, DType::F32, 51);
+  for (int64_t d = 0; d < 32; ++d) {
+    in.q.set_float({0, 0, 5, d}, NAN);
+    in.k.set_float({0, 0, 70, d}, NAN);
+  }
+  const Mod causal = causal_mod();
+  const Mod softcap = softcap_mod(5.0f);
+  AttentionOptions options;
+  options.mask_mod = &causal;
+  options.score_mod = &softcap;
+  Tensor ref_lse;
+  const Tensor ref = standard_attention(in.q, in.k, in.v, options, &ref_lse);
+  REQUIRE(std::isnan(ref_lse.get_float({0, 0, 5})));
+  REQUIRE(std::isnan(ref_lse.get_float({0, 0, 80})));
+  REQUIRE(std::isfinite(ref_lse.get_float({0, 0, 69})));
+  REQUIRE(std::isfinite(ref_lse.get_float({0, 1, 5})));
+  const bool force_scalar = GENERATE(false, true);
+  const CpuBackend backend = GENERATE(CpuBackend::Auto, CpuBackend::Interpreter);
+  CAPTURE(force_scalar, backend == CpuBackend::Auto ? "auto" : "interpreter");
+  FlashOptions flash;
+  flash.force_scalar = force_scalar;
+  flash.backend = backend;
+  Tensor out = Tensor::empty(DType::F32, ref.shape());
+  Tensor lse;
+  flash_attention(in.q, in.k, in.v, out, options, flash, &lse);
+  CHECK(attnc_test::nan_mismatches(out, ref) == 0);
+  CHECK(attnc_test::lse_mismatches(lse, ref_lse) == 0);
+  CHECK(attnc_test::relative_error_where_defined(out, ref) < 1e-5);
+
+  SECTION("and a NaN scale makes every row NaN") {
+    options.scale = NAN;
+    options.score_mod = nullptr;
+    flash_attention(in.q, in.k, in.v, out, options, flash, &lse);
+    for (float x : lse.to_float_vector()) CHECK(std::isnan(x));
   }
 }
 

@@ -575,6 +575,25 @@ TEST_CASE("fully masked rows give zero output and an LSE of -inf", "[runtime][fl
   check_lse(got.lse, ref.lse);
 }
 
+TEST_CASE("a kept NaN score makes its row NaN, as in the reference", "[runtime][flash][nan]") {
+  // Row 5 of head 0 is NaN in q (every score NaN); key 70 of head 0 is NaN in k (under the causal
+  // mask, rows 70.. keep it); head 1 has neither. Two query tiles, two key tiles.
+  const Mod mask = causal_mod();
+  const Shape shape{1, 2, 2, 150, 100};
+  Inputs in = make_inputs<bf16_t>(shape, 64, 64, 9);
+  for (int64_t d = 0; d < 64; ++d) {
+    in.q.set_float({0, 0, 5, d}, NAN);
+    in.k.set_float({0, 0, 70, d}, NAN);
+  }
+  const Outputs got = run_template<CausalMods, bf16_t, 64, 64, 128, 64, 8>(in, {});
+  const Reference ref = run_reference(in, nullptr, &mask);
+  REQUIRE(std::isnan(ref.lse.get_float({0, 0, 5})));
+  REQUIRE(std::isnan(ref.lse.get_float({0, 0, 99})));
+  CHECK(attnc_test::nan_mismatches(got.out, ref.out) == 0);
+  check_lse(got.lse, ref.lse);
+  CHECK(attnc_test::relative_error_where_defined(got.out, ref.out) < 1e-2);
+}
+
 TEST_CASE("flash attention reads arbitrary batch, head and sequence strides", "[runtime][flash]") {
   // q, k, v and out stored as (B, S, H, D) and viewed as (B, H, S, D).
   const int B = 2, H = 2, S = 70, D = 64;
