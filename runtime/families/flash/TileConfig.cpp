@@ -49,11 +49,16 @@ TileConfig choose_tile_config(int head_dim, int head_dim_v, int sm) {
   // Registers, not shared memory, are the limit: Q's fragments (up to head dim 128), the S tile and
   // the O accumulators live in registers. 32 rows per warp at head dim 64 reuses each K fragment
   // twice but needs ~255 registers, leaving a generated mod no room, so every head dim gets 16 rows
-  // per warp; the widest heads also get narrower key tiles (ptxas: no spills, see the tests).
-  // The same choice fits every architecture's shared memory (the largest, head dim 256, needs
-  // exactly the 99 KB of sm_86 / sm_89).
+  // per warp; the widest heads also get narrower key tiles. Above head dim 128 the O accumulators
+  // alone take 128 registers per thread: with 32-key tiles ptxas fits sm_80 / sm_86 / sm_89 in 255
+  // registers without spilling, but on sm_90 its code spills 72-80 bytes per thread, so sm_90 gets
+  // 16-key tiles (230-250 registers, no spills; see the tests). Every choice fits every
+  // architecture's shared memory (the largest, head dim 256 with 32-key tiles, needs exactly the
+  // 99 KB of sm_86 / sm_89).
   const int widest = std::max(head_dim, head_dim_v);
-  const TileConfig config = widest <= 128 ? TileConfig{128, 64, 8} : TileConfig{64, 32, 4};
+  const TileConfig config = widest <= 128              ? TileConfig{128, 64, 8}
+                            : normalize_arch(sm) >= 90 ? TileConfig{64, 16, 4}
+                                                       : TileConfig{64, 32, 4};
   ATTNC_ASSERT(flash_shared_bytes(config, head_dim, head_dim_v) <= max_dynamic_shared_bytes(sm),
                "tile configuration " + to_string(config) + " exceeds shared memory on sm_" + std::to_string(sm));
   return config;

@@ -44,6 +44,8 @@ TEST_CASE("Mods fused into the flash-attention template compile to PTX and cubin
           {"alibi", "sliding_window_causal", DType::F16, 64, "sm_80"},
           {"softcap_alibi", "document_causal", DType::BF16, 64, "sm_90"},
           {"", "causal", DType::BF16, 128, "sm_90a"},
+          {"", "", DType::BF16, 256, "sm_80"},
+          {"softcap_alibi", "document_causal", DType::F16, 256, "sm_90"},
       }));
   CAPTURE(score_name, mask_name, dtype_name(dtype), head_dim, arch);
   const FlashPlan plan = plan_flash_kernel(spec_of(score_name, mask_name, dtype, head_dim, arch));
