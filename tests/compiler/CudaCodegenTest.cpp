@@ -2,7 +2,8 @@
 // (signature-equal mods give byte-identical text), the parameter layout, and that no user-chosen
 // name can reach the code. Set ATTNC_UPDATE_GOLDEN=1 to rewrite tests/golden/*.cuh after an
 // intended change, and review the diff. Whether the text means what the interpreter computes is
-// tested in tests/runtime/CudaGeneratedSemanticsTest.cpp; that it compiles, in NvrtcTest.cpp.
+// tested in tests/runtime/kernels/GeneratedModSemanticsTest.cpp; that it compiles, in the
+// families' tests (tests/runtime/families/).
 
 #include "compiler/CudaCodegen.h"
 

@@ -1,8 +1,9 @@
 // Writes the CUDA code (compiler/CudaCodegen.h) of the built-in mods and a composition into one
-// header for tests/runtime/GeneratedFlashTemplateTest.cpp, which runs the flash-attention template
-// with it under the host emulation. Each configuration (a score mod and a mask mod) goes into its
-// own namespace, with a traits struct for the template and the mods' signatures, so the test can
-// check that the Mods it binds are the ones the code was generated from.
+// header for the host-emulation tests (tests/runtime/families/flash/GeneratedFlashTemplateTest.cpp
+// runs the flash-attention template with it; tests/runtime/families/third/ a throw-away family).
+// Each configuration (a score mod and a mask mod) goes into its own namespace, with a traits struct
+// for the template and the mods' signatures, so the test can check that the Mods it binds are the
+// ones the code was generated from.
 //
 // Usage: attnc_generate_test_mods OUT.cuh
 
