@@ -93,6 +93,10 @@ AttentionShape check_attention_args(const char* function, const Tensor& q, const
     }
   }
   if (s.head_dim == 0) c.fail(fmt::format("the head dim of q {} is 0", shape_to_string(q.shape())));
+  if (options.q_offset < 0 || options.q_offset > std::numeric_limits<int32_t>::max() - s.q_len) {
+    c.fail(fmt::format("q_offset {} must be >= 0, with q_offset + q_len ({}) within the int range of mod indices",
+                       options.q_offset, s.q_len));
+  }
 
   c.require(out, "out");
   std::vector<int64_t> out_shape{s.batch, s.heads, s.q_len, s.value_dim};

@@ -3,6 +3,7 @@
 // mods index their tensors. The shapes and checks all entry points share are in
 // runtime/core/AttentionChecks.h; the meaning of each field is docs/semantics.md's.
 
+#include <cstdint>
 #include <optional>
 
 #include "runtime/core/Mod.h"
@@ -13,6 +14,11 @@ struct AttentionOptions {
   const Mod* score_mod = nullptr;  // a fully bound score mod, or none (identity)
   const Mod* mask_mod = nullptr;   // a fully bound mask mod, or none (keep everything)
   std::optional<float> scale;      // default 1 / sqrt(D)
+  // The query position of the first query row: mods see q_idx = q_offset + row (keys are always
+  // at kv_idx = column). 0 for plain tensors; a call through a KV cache passes the position of its
+  // first new token, so a causal, window or document mask means the same in prefill and decode.
+  // Must be >= 0, with q_offset + q_len within int32.
+  int32_t q_offset = 0;
   // Out-of-range tensor indices in mods become RuntimeErrors instead of being clamped.
   bool check_bounds = false;
   // Precision of dot products and softmax. Scores passed to mods are fp32 either way.

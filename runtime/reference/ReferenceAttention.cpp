@@ -46,7 +46,7 @@ void store(const Tensor& t, int64_t offset, double value) {
 // The attention of one configuration, templated on the accumulation type (double or float).
 template <typename Acc>
 void run(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor* lse, float scale,
-         ModEvaluator* score_mod, ModEvaluator* mask_mod) {
+         int32_t q_offset, ModEvaluator* score_mod, ModEvaluator* mask_mod) {
   const int64_t B = q.shape()[0], H = q.shape()[1], S = q.shape()[2], D = q.shape()[3];
   const int64_t Hkv = k.shape()[1], Skv = k.shape()[2], Dv = v.shape()[3];
   const int64_t group = Hkv > 0 ? H / Hkv : 1;  // Hkv == 0 only when H == 0 (no work)
@@ -63,7 +63,8 @@ void run(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, c
     for (int64_t h = 0; h < H; ++h) {
       const int64_t kvh = h / group;
       for (int64_t i = 0; i < S; ++i) {
-        const auto b32 = static_cast<int32_t>(b), h32 = static_cast<int32_t>(h), i32 = static_cast<int32_t>(i);
+        const auto b32 = static_cast<int32_t>(b), h32 = static_cast<int32_t>(h);
+        const auto i32 = static_cast<int32_t>(q_offset + i);  // the mods' q_idx
         Acc max_score = minus_inf;
         bool any_nan = false;
         for (int64_t j = 0; j < Skv; ++j) {
@@ -133,9 +134,9 @@ void standard_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
   ModEvaluator* score_ptr = score_mod ? &*score_mod : nullptr;
   ModEvaluator* mask_ptr = mask_mod ? &*mask_mod : nullptr;
   if (options.accumulation == AttentionOptions::Accumulation::F64) {
-    run<double>(q, k, v, out, lse, scale, score_ptr, mask_ptr);
+    run<double>(q, k, v, out, lse, scale, options.q_offset, score_ptr, mask_ptr);
   } else {
-    run<float>(q, k, v, out, lse, scale, score_ptr, mask_ptr);
+    run<float>(q, k, v, out, lse, scale, options.q_offset, score_ptr, mask_ptr);
   }
 }
 

@@ -137,7 +137,8 @@ class FlashRun {
         shape_(shape),
         flash_(flash),
         kernels_(flash.force_scalar ? cpu::scalar_micro_kernels() : cpu::best_micro_kernels()),
-        pool_(cpu::CpuThreadPool::shared()) {
+        pool_(cpu::CpuThreadPool::shared()),
+        q_offset_(options.q_offset) {
     if (options.score_mod) score_.emplace(*options.score_mod, options, flash.backend);
     if (options.mask_mod) mask_.emplace(*options.mask_mod, options, flash.backend);
     const float scale =
@@ -262,7 +263,8 @@ class FlashRun {
 
   struct Item {
     int64_t b, h, g;
-    int32_t q_first, rows;
+    int32_t q_first, rows;  // rows of q, out and lse
+    int32_t q_pos;          // the mods' q_idx of row q_first: q_offset + q_first
     TilePosition at;
   };
 
@@ -274,6 +276,7 @@ class FlashRun {
     it.g = it.h / group_;
     it.q_first = static_cast<int32_t>(qt * BLOCK_M);
     it.rows = static_cast<int32_t>(std::min<int64_t>(BLOCK_M, shape_.q_len - it.q_first));
+    it.q_pos = q_offset_ + it.q_first;
     it.at.b = static_cast<int32_t>(it.b);
     it.at.h = static_cast<int32_t>(it.h);
     it.at.q_len = static_cast<int32_t>(shape_.q_len);
@@ -289,14 +292,14 @@ class FlashRun {
 
   ir::TileClass classify(const Item& it, int64_t t) const {
     const auto kv_first = static_cast<int32_t>(t * BLOCK_N);
-    return mask_->program->classify(it.q_first, it.q_first + it.rows - 1, kv_first, kv_first + tile_cols(t) - 1, it.at,
+    return mask_->program->classify(it.q_pos, it.q_pos + it.rows - 1, kv_first, kv_first + tile_cols(t) - 1, it.at,
                                     mask_->args);
   }
 
   // Runs `mod` on the tile; false (and the failure kept) when it reported an out-of-range index.
   bool apply(const PreparedMod& mod, float* s, const Item& it, int32_t cols, int32_t kv_first, Workspace& space) const {
     CpuBoundsReport report;
-    mod.program->apply(s, BLOCK_N, it.rows, cols, it.q_first, kv_first, it.at, mod.args, &report);
+    mod.program->apply(s, BLOCK_N, it.rows, cols, it.q_pos, kv_first, it.at, mod.args, &report);
     if (!report.failed) return true;
     BoundsFailure failure{mod.mod, report};
     if (!space.failure || failure.position() < space.failure->position()) space.failure = failure;
@@ -374,6 +377,7 @@ class FlashRun {
   const cpu::CpuMicroKernels& kernels_;
   cpu::CpuThreadPool& pool_;
   std::optional<PreparedMod> score_, mask_;
+  int32_t q_offset_ = 0;
   float q_multiplier_ = 1, exp2_factor_ = 1, lse_factor_ = 1;
   int64_t group_ = 1, q_tiles_ = 0, kv_tiles_ = 0;
   FloatBuffer k_packed_, v_packed_;

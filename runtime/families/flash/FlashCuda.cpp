@@ -127,6 +127,7 @@ std::vector<unsigned char> FlashKernel::pack_arguments(const Tensor& q, const Te
   p.num_kv_heads = as_int32(shape.kv_heads);
   p.q_len = as_int32(shape.q_len);
   p.kv_len = as_int32(shape.kv_len);
+  p.q_offset = options.q_offset;
   p.scale = options.scale.value_or(1.0f / std::sqrt(static_cast<float>(shape.head_dim)));
 
   const size_t mods_offset = align_up(kModsUnaligned, mods_.params_align);

@@ -10,7 +10,9 @@
 // key tiles of BLOCK_N keys in order and keeps, per query row, the running maximum m and sum l of
 // the softmax and an unnormalised fp32 output accumulator O (online softmax):
 //   S = Q K^T                         mma.sync m16n8k16, Q fragments held in registers
-//   x = log2(e) * score_mod(scale S)  in registers, at each element's global (q_idx, kv_idx)
+//   x = log2(e) * score_mod(scale S)  in registers, at each element's (q_idx, kv_idx) =
+//                                     (q_offset + row, column): q_offset places the rows in a longer
+//                                     sequence (a KV cache, a ring shard); 0 for plain tensors
 //   m' = max(m, rowmax x);  P = 2^(x - m');  l = 2^(m - m') l + rowsum P;  O = 2^(m - m') O + P V
 // and finally writes O / l in the input dtype and lse = ln(2) (m + log2 l). Working in base 2 lets
 // one ex2 instruction replace exp; without a score mod, log2(e) is folded into the scale so each
@@ -84,7 +86,8 @@ struct FlashParams {
   int64_t out_batch_stride, out_head_stride, out_row_stride;
   int64_t lse_batch_stride, lse_head_stride, lse_row_stride;
   int32_t batch, num_heads, num_kv_heads, q_len, kv_len;
-  float scale;  // multiplies q.k before the score mod (usually 1 / sqrt(D))
+  int32_t q_offset;  // the mods see q_idx = q_offset + row (0 for plain tensors; a cache position)
+  float scale;       // multiplies q.k before the score mod (usually 1 / sqrt(D))
   ModParams mods;
   BoundsReport* bounds;  // where mods record an out-of-range index (kCheckBounds), or null
 };
@@ -233,7 +236,8 @@ struct FlashForward {
         return tile;
       }
       const int kv_first = tile * BLOCK_N;
-      const TileBox box{q_first, q_first + q_rows - 1, kv_first, min_int(kv_first + BLOCK_N, p.kv_len) - 1};
+      const TileBox box{p.q_offset + q_first, p.q_offset + q_first + q_rows - 1, kv_first,
+                        min_int(kv_first + BLOCK_N, p.kv_len) - 1};
       tile_class = Mods::tile_class(box, point, p.mods);
       if (tile_class != kTileEmpty) return tile;
     }
@@ -337,10 +341,11 @@ struct FlashForward {
         ATTNC_UNROLL
         for (int i = 0; i < 4; ++i) {
           // Element i of the accumulator fragment: row g (+8 for i >= 2), column 2 t + (i & 1).
-          point.q_idx = warp_q_first + r * 16 + lane / 4 + (i >= 2 ? 8 : 0);
+          const int row = warp_q_first + r * 16 + lane / 4 + (i >= 2 ? 8 : 0);
+          point.q_idx = p.q_offset + row;
           point.kv_idx = kv_first + n * 8 + 2 * (lane % 4) + (i & 1);
           if (CHECKED) {
-            if (point.q_idx >= p.q_len || point.kv_idx >= p.kv_len) {
+            if (row >= p.q_len || point.kv_idx >= p.kv_len) {
               s[r][n][i] = minus_inf;
               continue;
             }

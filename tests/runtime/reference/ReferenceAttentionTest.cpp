@@ -239,6 +239,33 @@ TEST_CASE("a kept NaN score makes its row NaN, even when every kept score is NaN
   }
 }
 
+TEST_CASE("q_offset places the query rows in a longer sequence, as the mods see them", "[runtime][reference]") {
+  // The last 3 rows of a 10-row causal call are the same rows computed alone with q_offset 7.
+  const Tensor q = uniform_tensor(11, DType::F32, {1, 2, 10, 8});
+  const Tensor k = uniform_tensor(12, DType::F32, {1, 2, 10, 8});
+  const Tensor v = uniform_tensor(13, DType::F32, {1, 2, 10, 8});
+  const Mod window = sliding_window_mod(4, true);
+  AttentionOptions options;
+  options.mask_mod = &window;
+  Tensor full_lse, tail_lse;
+  const Tensor full = standard_attention(q, k, v, options, &full_lse);
+  const Tensor tail_q = Tensor::from_data(static_cast<float*>(q.data()) + q.offset({0, 0, 7, 0}), DType::F32,
+                                          {1, 2, 3, 8}, q.strides());
+  options.q_offset = 7;
+  const Tensor tail = standard_attention(tail_q, k, v, options, &tail_lse);
+  for (int64_t h = 0; h < 2; ++h) {
+    for (int64_t i = 0; i < 3; ++i) {
+      CAPTURE(h, i);
+      CHECK(tail_lse.get_float({0, h, i}) == full_lse.get_float({0, h, 7 + i}));
+      for (int64_t d = 0; d < 8; ++d) CHECK(tail.get_float({0, h, i, d}) == full.get_float({0, h, 7 + i, d}));
+    }
+  }
+  options.q_offset = -1;
+  CHECK_THROWS_WITH(standard_attention(tail_q, k, v, options), Catch::Contains("q_offset -1 must be >= 0"));
+  options.q_offset = std::numeric_limits<int32_t>::max() - 1;
+  CHECK_THROWS_WITH(standard_attention(tail_q, k, v, options), Catch::Contains("within the int range"));
+}
+
 TEST_CASE("document masking and prefix LM with per-batch tensors", "[runtime][reference]") {
   std::vector<int32_t> ids{0, 0, 1, 1, 1, 2, 2, 2, 2, 2, 2, 3};
   std::vector<int32_t> prefixes{1, 4};

@@ -308,6 +308,31 @@ TEST_CASE("a kept NaN score makes its row NaN on every micro-kernel path and mod
   }
 }
 
+TEST_CASE("q_offset shifts the mods' q_idx and the tile classes, as in the reference", "[runtime][cpu][flash]") {
+  // Query rows placed at positions q_offset.. of a 200-key sequence: the tiles the classifier sees
+  // straddle the diagonal at other places than without the offset.
+  const Tensor ids = Tensor::from_vector(std::vector<int32_t>(200, 0), {1, 200});
+  for (int32_t i = 0; i < 200; ++i) ids.set_int({0, i}, i / 45);
+  const std::vector<std::pair<std::string, Mod>> masks = {
+      {"causal", causal_mod()},
+      {"sliding window 33", sliding_window_mod(33, true)},
+      {"document", document_mask_mod(ids)},
+      {"prefix_lm", prefix_lm_mod(Tensor::from_vector(std::vector<int32_t>{90}))},
+  };
+  const Mod alibi = alibi_mod(2);
+  for (const auto& [name, mask] : masks) {
+    for (int32_t offset : {0, 37, 64, 130}) {
+      CAPTURE(name, offset);
+      const Inputs in = make_inputs(1, 2, 1, 70, 200, 16, 16, DType::F32, 61);
+      AttentionOptions options;
+      options.mask_mod = &mask;
+      options.score_mod = &alibi;
+      options.q_offset = offset;
+      check_against_reference(in, options);
+    }
+  }
+}
+
 TEST_CASE("flash attention matches the reference on random masks and score mods", "[runtime][cpu][flash][random]") {
   using namespace attnc::ir;
   ir::test::RandomExprOptions expr_options;

@@ -204,7 +204,7 @@ struct Outputs {
 };
 
 template <class Mods, class Elem, int D, int DV, int BM, int BN, int W>
-Outputs run_template(const Inputs& in, const typename Mods::Params& mods, bool with_lse = true) {
+Outputs run_template(const Inputs& in, const typename Mods::Params& mods, bool with_lse = true, int32_t q_offset = 0) {
   using Kernel = attnc_flash::FlashForward<Mods, Elem, D, DV, BM, BN, W>;
   const int64_t B = in.q.size(0), H = in.q.size(1), S = in.q.size(2);
   Outputs result;
@@ -231,6 +231,7 @@ Outputs run_template(const Inputs& in, const typename Mods::Params& mods, bool w
   p.num_kv_heads = static_cast<int32_t>(in.k.size(1));
   p.q_len = static_cast<int32_t>(S);
   p.kv_len = static_cast<int32_t>(in.k.size(2));
+  p.q_offset = q_offset;
   p.scale = 1.0f / std::sqrt(static_cast<float>(D));
   p.mods = mods;
   p.bounds = nullptr;
@@ -592,6 +593,25 @@ TEST_CASE("a kept NaN score makes its row NaN, as in the reference", "[runtime][
   CHECK(attnc_test::nan_mismatches(got.out, ref.out) == 0);
   check_lse(got.lse, ref.lse);
   CHECK(attnc_test::relative_error_where_defined(got.out, ref.out) < 1e-2);
+}
+
+TEST_CASE("q_offset shifts the rows the causal mask and the tile classes see", "[runtime][flash]") {
+  // 100 query rows at positions 83.. of 300 keys: rows see 84..183 keys, and key tiles past each
+  // row block's last position are EMPTY.
+  const Mod mask = causal_mod();
+  const Shape shape{1, 2, 1, 100, 300};
+  const Inputs in = make_inputs<f16_t>(shape, 64, 64, 13);
+  const Outputs got = run_template<CausalMods, f16_t, 64, 64, 128, 64, 8>(in, {}, true, 83);
+  AttentionOptions options;
+  options.mask_mod = &mask;
+  options.q_offset = 83;
+  Reference ref;
+  ref.out = standard_attention(in.q, in.k, in.v, options, &ref.lse);
+  CHECK(attnc_test::relative_error(got.out, ref.out) < tolerance<f16_t>());
+  check_lse(got.lse, ref.lse);
+  // Per head one CTA: Q (128 rows x 64, 16 KiB) and, for positions 83..182, key tiles 0..2 of 0..4
+  // (K and V, 16 KiB each tile); without the offset the classifier would keep only tiles 0..1.
+  CHECK(got.stats.cp_async_bytes == uint64_t(2) * (16384 + 3 * 16384));
 }
 
 TEST_CASE("flash attention reads arbitrary batch, head and sequence strides", "[runtime][flash]") {

@@ -28,7 +28,7 @@ ATTNC_DEVICE int tile_class(const attnc_abi::TileBox& t, const attnc_abi::ModPoi
 
 #include "generated_mods.cuh"
 
-ATTNC_INSTANTIATE_FLASH_FORWARD(flash_bf16_d64, attnc_flash::GeneratedMods, attnc_dev::bf16_t, 64, 64, 128, 64, 4)
-ATTNC_INSTANTIATE_FLASH_FORWARD(flash_fp16_d64, attnc_flash::GeneratedMods, attnc_dev::f16_t, 64, 64, 128, 64, 4)
-ATTNC_INSTANTIATE_FLASH_FORWARD(flash_bf16_d128, attnc_flash::GeneratedMods, attnc_dev::bf16_t, 128, 128, 128, 64, 8)
-ATTNC_INSTANTIATE_FLASH_FORWARD(flash_fp16_d128, attnc_flash::GeneratedMods, attnc_dev::f16_t, 128, 128, 128, 64, 8)
+ATTNC_INSTANTIATE_FLASH_FORWARD(flash_bf16_d64, attnc_abi::GeneratedMods, attnc_dev::bf16_t, 64, 64, 128, 64, 4)
+ATTNC_INSTANTIATE_FLASH_FORWARD(flash_fp16_d64, attnc_abi::GeneratedMods, attnc_dev::f16_t, 64, 64, 128, 64, 4)
+ATTNC_INSTANTIATE_FLASH_FORWARD(flash_bf16_d128, attnc_abi::GeneratedMods, attnc_dev::bf16_t, 128, 128, 128, 64, 8)
+ATTNC_INSTANTIATE_FLASH_FORWARD(flash_fp16_d128, attnc_abi::GeneratedMods, attnc_dev::f16_t, 128, 128, 128, 64, 8)
