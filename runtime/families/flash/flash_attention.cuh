@@ -212,9 +212,10 @@ struct FlashForward {
         const int kv_first = tile * BLOCK_N;
         const bool on_edge = kv_first + BLOCK_N > p.kv_len || q_first + BLOCK_M > p.q_len;
         if (tile_class == kTilePartial || on_edge) {
-          apply_mods<true>(s, p, point, q_first + warp * kWarpRows, kv_first, tile_class == kTilePartial, lane);
+          apply_mods<true>(s, p, point, p.q_offset + q_first + warp * kWarpRows, kv_first,
+                           tile_class == kTilePartial, lane);
         } else {
-          apply_mods<false>(s, p, point, q_first + warp * kWarpRows, kv_first, false, lane);
+          apply_mods<false>(s, p, point, p.q_offset + q_first + warp * kWarpRows, kv_first, false, lane);
         }
         online_softmax_and_pv(acc, s, v_tile, lane);
 
@@ -330,8 +331,11 @@ struct FlashForward {
   // and rows past the lengths. CHECKED is false for interior FULL tiles, where every element is in
   // range and kept, so the mask and the bounds tests are compiled out of the hot loop.
   template <bool CHECKED>
+  // `warp_q_pos` is the mods' q_idx of the warp's first row (q_offset + its row), so positions are
+  // compared with q_end = q_offset + q_len instead of converting each element's row.
   static ATTNC_DEVICE_INLINE void apply_mods(float (&s)[kRowBlocks][kScoreTiles][4], const Params& p, ModPoint point,
-                                             int warp_q_first, int kv_first, bool evaluate_mask, int lane) {
+                                             int warp_q_pos, int kv_first, bool evaluate_mask, int lane) {
+    const int q_end = p.q_offset + p.q_len;
     const float scale_log2 = p.scale * kLog2e;
     const float minus_inf = attnc_dev::negative_infinity();
     ATTNC_UNROLL
@@ -341,11 +345,10 @@ struct FlashForward {
         ATTNC_UNROLL
         for (int i = 0; i < 4; ++i) {
           // Element i of the accumulator fragment: row g (+8 for i >= 2), column 2 t + (i & 1).
-          const int row = warp_q_first + r * 16 + lane / 4 + (i >= 2 ? 8 : 0);
-          point.q_idx = p.q_offset + row;
+          point.q_idx = warp_q_pos + r * 16 + lane / 4 + (i >= 2 ? 8 : 0);
           point.kv_idx = kv_first + n * 8 + 2 * (lane % 4) + (i & 1);
           if (CHECKED) {
-            if (row >= p.q_len || point.kv_idx >= p.kv_len) {
+            if (point.q_idx >= q_end || point.kv_idx >= p.kv_len) {
               s[r][n][i] = minus_inf;
               continue;
             }

@@ -1,7 +1,9 @@
 // The flash-attention template's device path, compiled by nvcc in FlashTemplateTest ("[nvcc]") to
 // check that it builds for the GPU and that ptxas reports no spills. The mod code mirrors what
 // compiler/CudaCodegen generates for a causal mask and an ALiBi-style score mod (the heaviest
-// path: a score mod on every element and a mask on PARTIAL tiles).
+// path: a score mod on every element and a mask on PARTIAL tiles), in the tile configurations
+// runtime/families/flash/TileConfig.cpp chooses (8 warps at head dims 64 and 128: 4 warps with 32
+// rows each sit at the 255-register ceiling, which is why TileConfig does not use them).
 #include "flash_attention.cuh"
 
 namespace attnc_gen {
@@ -28,7 +30,7 @@ ATTNC_DEVICE int tile_class(const attnc_abi::TileBox& t, const attnc_abi::ModPoi
 
 #include "generated_mods.cuh"
 
-ATTNC_INSTANTIATE_FLASH_FORWARD(flash_bf16_d64, attnc_abi::GeneratedMods, attnc_dev::bf16_t, 64, 64, 128, 64, 4)
-ATTNC_INSTANTIATE_FLASH_FORWARD(flash_fp16_d64, attnc_abi::GeneratedMods, attnc_dev::f16_t, 64, 64, 128, 64, 4)
+ATTNC_INSTANTIATE_FLASH_FORWARD(flash_bf16_d64, attnc_abi::GeneratedMods, attnc_dev::bf16_t, 64, 64, 128, 64, 8)
+ATTNC_INSTANTIATE_FLASH_FORWARD(flash_fp16_d64, attnc_abi::GeneratedMods, attnc_dev::f16_t, 64, 64, 128, 64, 8)
 ATTNC_INSTANTIATE_FLASH_FORWARD(flash_bf16_d128, attnc_abi::GeneratedMods, attnc_dev::bf16_t, 128, 128, 128, 64, 8)
 ATTNC_INSTANTIATE_FLASH_FORWARD(flash_fp16_d128, attnc_abi::GeneratedMods, attnc_dev::f16_t, 128, 128, 128, 64, 8)
