@@ -2,6 +2,8 @@
 #include "runtime/cpu/CpuMicroKernels.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstdlib>
 #include <cmath>
 #include <limits>
 
@@ -60,18 +62,74 @@ void scale_rows_scalar(float* o, int64_t ldo, int32_t rows, int32_t cols, const 
   }
 }
 
-const CpuMicroKernels kScalar{"scalar", gemm_scalar, softmax_tile_scalar, scale_rows_scalar};
+const CpuMicroKernels kScalar{CpuIsa::Scalar, "scalar", gemm_scalar, softmax_tile_scalar, scale_rows_scalar, nullptr,
+                             nullptr};
+
+constexpr CpuIsa kAllIsas[] = {CpuIsa::Avx512Bf16, CpuIsa::Avx512, CpuIsa::Avx2, CpuIsa::Scalar};
+
+float bf16_low(uint32_t pair) { return std::bit_cast<float>(pair << 16); }
+float bf16_high(uint32_t pair) { return std::bit_cast<float>(pair & 0xFFFF0000u); }
 
 }  // namespace
+
+const char* cpu_isa_name(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::Avx512Bf16: return "avx512-bf16";
+    case CpuIsa::Avx512: return "avx512";
+    case CpuIsa::Avx2: return "avx2";
+    case CpuIsa::Scalar: return "scalar";
+  }
+  return "?";
+}
+
+std::optional<CpuIsa> parse_cpu_isa(std::string_view name) {
+  for (CpuIsa isa : kAllIsas) {
+    if (name == cpu_isa_name(isa)) return isa;
+  }
+  return std::nullopt;
+}
+
+const CpuMicroKernels* micro_kernels(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::Avx512Bf16: return avx512_bf16_micro_kernels();
+    case CpuIsa::Avx512: return avx512_micro_kernels();
+    case CpuIsa::Avx2: return avx2_micro_kernels();
+    case CpuIsa::Scalar: return &kScalar;
+  }
+  return nullptr;
+}
+
+bool cpu_supports(CpuIsa isa) { return micro_kernels(isa) != nullptr; }
 
 const CpuMicroKernels& scalar_micro_kernels() { return kScalar; }
 
 const CpuMicroKernels& best_micro_kernels() {
   static const CpuMicroKernels* best = [] {
-    const CpuMicroKernels* avx512 = avx512_micro_kernels();
-    return avx512 ? avx512 : &kScalar;
+    std::optional<CpuIsa> cap;
+    if (const char* env = std::getenv("ATTNC_CPU_ISA"); env != nullptr && *env != '\0') cap = parse_cpu_isa(env);
+    for (CpuIsa isa : kAllIsas) {
+      if (cap && static_cast<int>(isa) < static_cast<int>(*cap)) continue;  // better than the cap
+      if (const CpuMicroKernels* kernels = micro_kernels(isa)) return kernels;
+    }
+    return &kScalar;
   }();
   return *best;
+}
+
+void gemm_bf16_reference(int32_t m, int32_t n, int32_t kp, const uint32_t* a, int64_t lda, const uint32_t* b,
+                         int64_t ldb, float* c, int64_t ldc, bool accumulate, float alpha) {
+  for (int32_t i = 0; i < m; ++i) {
+    for (int32_t j = 0; j < n; ++j) {
+      float sum = accumulate ? c[i * ldc + j] : 0.0f;
+      for (int32_t p = 0; p < kp; ++p) {
+        // As vdpbf16ps: exact products, the odd (high) pair's added first, each sum rounded.
+        const uint32_t x = a[i * lda + p], y = b[p * ldb + j];
+        sum += bf16_high(x) * bf16_high(y);
+        sum += bf16_low(x) * bf16_low(y);
+      }
+      c[i * ldc + j] = accumulate ? sum : alpha * sum;
+    }
+  }
 }
 
 }  // namespace attnc::cpu

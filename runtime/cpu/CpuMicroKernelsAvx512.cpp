@@ -1,6 +1,7 @@
-// The AVX-512 micro-kernels. Every function carries a target attribute instead of the file being
-// compiled with -mavx512f, so the rest of the library (and this file's callers) stay runnable on
-// CPUs without AVX-512; avx512_micro_kernels() checks the CPU before handing these out.
+// The AVX-512 micro-kernels, and the bf16 products of AVX512-BF16. Every function carries a target
+// attribute instead of the file being compiled with -mavx512f, so the rest of the library (and this
+// file's callers) stay runnable on CPUs without AVX-512; the table getters check the CPU before
+// handing these out.
 #include "runtime/cpu/CpuMicroKernels.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -18,6 +19,7 @@
 #include <limits>
 
 #define ATTNC_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
+#define ATTNC_AVX512_BF16 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx512bf16,fma")))
 
 namespace attnc::cpu {
 
@@ -181,15 +183,125 @@ ATTNC_AVX512 void scale_rows_avx512(float* o, int64_t ldo, int32_t rows, int32_t
   }
 }
 
-const CpuMicroKernels kAvx512{"avx512", gemm_avx512, softmax_tile_avx512, scale_rows_avx512};
+// ---- bf16 products (AVX512-BF16) ----
+
+// C[R x 16 V] (=alpha * | +=) A[R x kp pairs] * B[kp pairs x 16 V]; the last vector covers `last`
+// lanes (masked). One vdpbf16ps per (row, vector, pair): two multiply-adds per lane.
+template <int R, int V>
+ATTNC_AVX512_BF16 void gemm_bf16_block(int32_t kp, const uint32_t* a, int64_t lda, const uint32_t* b, int64_t ldb,
+                                       float* c, int64_t ldc, bool accumulate, float alpha, __mmask16 last) {
+  __m512 acc[R][V];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) {
+      const __mmask16 mask = v == V - 1 ? last : static_cast<__mmask16>(0xFFFF);
+      acc[r][v] = accumulate ? _mm512_maskz_loadu_ps(mask, c + r * ldc + 16 * v) : _mm512_setzero_ps();
+    }
+  }
+  for (int32_t p = 0; p < kp; ++p) {
+    const uint32_t* b_row = b + p * ldb;
+    __m512bh bv[V];
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) {
+      const __m512i bits = v == V - 1 ? _mm512_maskz_loadu_epi32(last, b_row + 16 * v)
+                                      : _mm512_loadu_si512(static_cast<const void*>(b_row + 16 * v));
+      bv[v] = reinterpret_cast<const __m512bh&>(bits);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512i pair = _mm512_set1_epi32(static_cast<int>(a[r * lda + p]));
+      const __m512bh av = reinterpret_cast<const __m512bh&>(pair);
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);
+    }
+  }
+  const __m512 scale = _mm512_set1_ps(alpha);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) {
+      const __mmask16 mask = v == V - 1 ? last : static_cast<__mmask16>(0xFFFF);
+      _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask, accumulate ? acc[r][v] : _mm512_mul_ps(scale, acc[r][v]));
+    }
+  }
+}
+
+using Bf16BlockFn = void (*)(int32_t, const uint32_t*, int64_t, const uint32_t*, int64_t, float*, int64_t, bool, float,
+                             __mmask16);
+
+template <int R>
+constexpr Bf16BlockFn bf16_block_for_vecs(int v) {
+  switch (v) {
+    case 1: return gemm_bf16_block<R, 1>;
+    case 2: return gemm_bf16_block<R, 2>;
+    case 3: return gemm_bf16_block<R, 3>;
+    default: return gemm_bf16_block<R, 4>;
+  }
+}
+
+Bf16BlockFn bf16_block_for(int rows, int vecs) {
+  switch (rows) {
+    case 1: return bf16_block_for_vecs<1>(vecs);
+    case 2: return bf16_block_for_vecs<2>(vecs);
+    case 3: return bf16_block_for_vecs<3>(vecs);
+    case 4: return bf16_block_for_vecs<4>(vecs);
+    case 5: return bf16_block_for_vecs<5>(vecs);
+    default: return bf16_block_for_vecs<6>(vecs);
+  }
+}
+
+ATTNC_AVX512_BF16 void gemm_bf16_avx512(int32_t m, int32_t n, int32_t kp, const uint32_t* a, int64_t lda,
+                                        const uint32_t* b, int64_t ldb, float* c, int64_t ldc, bool accumulate,
+                                        float alpha) {
+  for (int32_t j0 = 0; j0 < n; j0 += 16 * kVecs) {
+    const int32_t width = std::min<int32_t>(16 * kVecs, n - j0);
+    const int vecs = (width + 15) / 16;
+    const __mmask16 last = tail_mask(width - 16 * (vecs - 1));
+    const Bf16BlockFn full = bf16_block_for(kRows, vecs);
+    int32_t i0 = 0;
+    for (; i0 + kRows <= m; i0 += kRows) {
+      full(kp, a + i0 * lda, lda, b + j0, ldb, c + i0 * ldc + j0, ldc, accumulate, alpha, last);
+    }
+    if (i0 < m) {
+      bf16_block_for(m - i0, vecs)(kp, a + i0 * lda, lda, b + j0, ldb, c + i0 * ldc + j0, ldc, accumulate, alpha,
+                                   last);
+    }
+  }
+}
+
+ATTNC_AVX512_BF16 void round_to_bf16_avx512(const float* src, int64_t lds, int32_t rows, int32_t cols, uint16_t* dst,
+                                            int64_t ldd, int32_t padded) {
+  for (int32_t r = 0; r < rows; ++r) {
+    const float* in = src + r * lds;
+    uint16_t* out = dst + r * ldd;
+    for (int32_t j = 0; j < padded; j += 16) {
+      // Lanes at or past `cols` are loaded as 0, which rounds to bf16 0: the padding.
+      const __m512 x = _mm512_maskz_loadu_ps(tail_mask(cols - j), in + j);
+      const __m256bh h = _mm512_cvtneps_pbh(x);
+      _mm256_mask_storeu_epi16(out + j, tail_mask(padded - j), reinterpret_cast<const __m256i&>(h));
+    }
+  }
+}
+
+const CpuMicroKernels kAvx512{CpuIsa::Avx512, "avx512", gemm_avx512, softmax_tile_avx512, scale_rows_avx512,
+                              nullptr,        nullptr};
+const CpuMicroKernels kAvx512Bf16{CpuIsa::Avx512Bf16, "avx512-bf16",    gemm_avx512,
+                                  softmax_tile_avx512, scale_rows_avx512, gemm_bf16_avx512,
+                                  round_to_bf16_avx512};
+
+bool has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+}
 
 }  // namespace
 
-const CpuMicroKernels* avx512_micro_kernels() {
-  __builtin_cpu_init();
-  const bool supported = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-                         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-  return supported ? &kAvx512 : nullptr;
+const CpuMicroKernels* avx512_micro_kernels() { return has_avx512() ? &kAvx512 : nullptr; }
+
+const CpuMicroKernels* avx512_bf16_micro_kernels() {
+  return has_avx512() && __builtin_cpu_supports("avx512bf16") ? &kAvx512Bf16 : nullptr;
 }
 
 }  // namespace attnc::cpu
@@ -198,6 +310,7 @@ const CpuMicroKernels* avx512_micro_kernels() {
 
 namespace attnc::cpu {
 const CpuMicroKernels* avx512_micro_kernels() { return nullptr; }
+const CpuMicroKernels* avx512_bf16_micro_kernels() { return nullptr; }
 }  // namespace attnc::cpu
 
 #endif

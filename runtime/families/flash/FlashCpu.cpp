@@ -10,10 +10,14 @@
 #include <tuple>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "runtime/core/AttentionChecks.h"
 #include "runtime/core/RuntimeError.h"
+#include "runtime/cpu/AlignedBuffer.h"
 #include "runtime/cpu/CpuMicroKernels.h"
 #include "runtime/cpu/CpuThreadPool.h"
+#include "runtime/families/flash/FlashCpuOperands.h"
 
 namespace attnc {
 
@@ -23,49 +27,6 @@ constexpr const char* kFunction = "flash_attention";
 constexpr int32_t BLOCK_M = kFlashBlockM;
 constexpr int32_t BLOCK_N = kFlashBlockN;
 constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
-
-// fp32 scratch aligned to a cache line, so vector loads never split lines needlessly.
-class FloatBuffer {
- public:
-  FloatBuffer() = default;
-  explicit FloatBuffer(size_t count) {
-    size_t bytes = std::max<size_t>(64, (count * sizeof(float) + 63) / 64 * 64);
-    data_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-    if (!data_) throw RuntimeError("flash_attention: out of memory for " + std::to_string(bytes) + " bytes of scratch");
-  }
-  float* get() const { return data_.get(); }
-
- private:
-  struct Free {
-    void operator()(float* p) const { std::free(p); }
-  };
-  std::unique_ptr<float, Free> data_;
-};
-
-// dst[i] = multiplier * t[offset + i * stride] for i < n, converting fp16 / bf16 to fp32.
-void load_row(const Tensor& t, int64_t offset, int64_t stride, int64_t n, float multiplier, float* dst) {
-  switch (t.dtype()) {
-    case DType::F32: {
-      const float* src = static_cast<const float*>(t.data()) + offset;
-      if (stride == 1) {
-        for (int64_t i = 0; i < n; ++i) dst[i] = multiplier * src[i];
-      } else {
-        for (int64_t i = 0; i < n; ++i) dst[i] = multiplier * src[i * stride];
-      }
-      return;
-    }
-    case DType::F16: {
-      const uint16_t* src = static_cast<const uint16_t*>(t.data()) + offset;
-      for (int64_t i = 0; i < n; ++i) dst[i] = multiplier * half_to_float(src[i * stride]);
-      return;
-    }
-    default: {
-      const uint16_t* src = static_cast<const uint16_t*>(t.data()) + offset;
-      for (int64_t i = 0; i < n; ++i) dst[i] = multiplier * bfloat16_to_float(src[i * stride]);
-      return;
-    }
-  }
-}
 
 // t[offset + i * stride] = src[i] * multiplier for i < n, rounding to t's dtype.
 void store_row(const Tensor& t, int64_t offset, int64_t stride, int64_t n, const float* src, float multiplier) {
@@ -90,6 +51,17 @@ void store_row(const Tensor& t, int64_t offset, int64_t stride, int64_t n, const
 
 void store_value(const Tensor& t, int64_t offset, float value) { store_row(t, offset, 1, 1, &value, 1.0f); }
 
+// The micro-kernels a call runs: the ones FlashOptions names, else the best this CPU has.
+const cpu::CpuMicroKernels& chosen_kernels(const FlashOptions& flash) {
+  if (!flash.isa) return cpu::best_micro_kernels();
+  const cpu::CpuMicroKernels* kernels = cpu::micro_kernels(*flash.isa);
+  if (kernels == nullptr) {
+    throw RuntimeError(fmt::format("{}: this CPU cannot run the {} micro-kernels", kFunction,
+                                   cpu::cpu_isa_name(*flash.isa)));
+  }
+  return *kernels;
+}
+
 // A mod as the kernel runs it: the compiled program and the call's packed arguments.
 struct PreparedMod {
   const Mod* mod = nullptr;
@@ -112,12 +84,13 @@ struct BoundsFailure {
 
 // Everything one worker touches per work item, allocated once per call.
 struct Workspace {
-  FloatBuffer q, s, o, row_max, row_sum, row_alpha;
+  std::unique_ptr<flash_cpu::OperandScratch> operands;  // the query rows (and bf16 P) of the item
+  cpu::AlignedBuffer<float> s, o, row_max, row_sum, row_alpha;
   FlashStats stats;
   std::optional<BoundsFailure> failure;
 
-  Workspace(int64_t head_dim, int64_t value_dim)
-      : q(BLOCK_M * head_dim),
+  Workspace(const flash_cpu::FlashOperands& ops, int64_t value_dim)
+      : operands(ops.make_scratch()),
         s(BLOCK_M * BLOCK_N),
         o(BLOCK_M * std::max<int64_t>(value_dim, 1)),
         row_max(BLOCK_M),
@@ -136,7 +109,7 @@ class FlashRun {
         lse_(lse),
         shape_(shape),
         flash_(flash),
-        kernels_(flash.force_scalar ? cpu::scalar_micro_kernels() : cpu::best_micro_kernels()),
+        kernels_(chosen_kernels(flash)),
         pool_(cpu::CpuThreadPool::shared()),
         q_offset_(options.q_offset) {
     if (options.score_mod) score_.emplace(*options.score_mod, options, flash.backend);
@@ -158,20 +131,21 @@ class FlashRun {
     group_ = shape.kv_heads > 0 ? shape.heads / shape.kv_heads : 1;
     q_tiles_ = (shape.q_len + BLOCK_M - 1) / BLOCK_M;
     kv_tiles_ = (shape.kv_len + BLOCK_N - 1) / BLOCK_N;
+    operands_ = flash_cpu::make_flash_operands(q, k, v, flash_cpu::OperandShape{shape, BLOCK_M, BLOCK_N, q_multiplier_},
+                                               kernels_, flash.allow_bf16);
   }
 
   void run() {
     const int64_t items = shape_.batch * shape_.heads * q_tiles_;
     if (items == 0) return;
-    pack_keys();
-    pack_values();
+    operands_->pack(pool_, flash_.num_threads);
     std::vector<int64_t> order = work_order(items);
 
     const int workers = pool_.workers_for(items, flash_.num_threads);
     std::vector<std::unique_ptr<Workspace>> spaces(static_cast<size_t>(workers));
     pool_.parallel_for(items, workers, [&](int worker, int64_t index) {
       auto& space = spaces[static_cast<size_t>(worker)];
-      if (!space) space = std::make_unique<Workspace>(shape_.head_dim, shape_.value_dim);
+      if (!space) space = std::make_unique<Workspace>(*operands_, shape_.value_dim);
       run_item(order[static_cast<size_t>(index)], *space);
     });
 
@@ -194,54 +168,6 @@ class FlashRun {
   }
 
  private:
-  // K as the Q·K^T micro-kernel reads it: per (b, kv head, key tile) a [D][BLOCK_N] fp32 panel,
-  // zero-padded past the last key. Done once per call (O(Skv D) work against O(S Skv D) of math).
-  void pack_keys() {
-    const int64_t D = shape_.head_dim;
-    const int64_t panel = D * BLOCK_N;
-    const int64_t tasks = shape_.batch * shape_.kv_heads * kv_tiles_;
-    k_packed_ = FloatBuffer(static_cast<size_t>(std::max<int64_t>(tasks * panel, 1)));
-    const auto& ks = k_.strides();
-    pool_.parallel_for(tasks, flash_.num_threads, [&](int, int64_t task) {
-      const int64_t bg = task / kv_tiles_, tile = task % kv_tiles_;
-      const int64_t b = bg / shape_.kv_heads, g = bg % shape_.kv_heads;
-      float* dst = k_packed_.get() + task * panel;
-      std::vector<float> row(static_cast<size_t>(D));
-      const int64_t first = tile * BLOCK_N, cols = std::min<int64_t>(BLOCK_N, shape_.kv_len - first);
-      for (int64_t j = 0; j < BLOCK_N; ++j) {
-        if (j < cols) {
-          load_row(k_, b * ks[0] + g * ks[1] + (first + j) * ks[2], ks[3], D, 1.0f, row.data());
-        } else {
-          std::fill(row.begin(), row.end(), 0.0f);
-        }
-        for (int64_t d = 0; d < D; ++d) dst[d * BLOCK_N + j] = row[static_cast<size_t>(d)];
-      }
-    });
-  }
-
-  // V is read in place when it is fp32 with unit stride along Dv (the P·V micro-kernel takes any
-  // row stride); otherwise it is converted once into a contiguous fp32 copy.
-  void pack_values() {
-    const auto& vs = v_.strides();
-    const int64_t Dv = shape_.value_dim;
-    if (v_.dtype() == DType::F32 && (vs[3] == 1 || Dv <= 1)) {
-      v_direct_ = true;
-      return;
-    }
-    const int64_t tasks = shape_.batch * shape_.kv_heads * kv_tiles_;
-    v_packed_ =
-        FloatBuffer(static_cast<size_t>(std::max<int64_t>(shape_.batch * shape_.kv_heads * shape_.kv_len * Dv, 1)));
-    pool_.parallel_for(tasks, flash_.num_threads, [&](int, int64_t task) {
-      const int64_t bg = task / kv_tiles_, tile = task % kv_tiles_;
-      const int64_t b = bg / shape_.kv_heads, g = bg % shape_.kv_heads;
-      const int64_t first = tile * BLOCK_N, last = std::min<int64_t>(first + BLOCK_N, shape_.kv_len);
-      for (int64_t j = first; j < last; ++j) {
-        load_row(v_, b * vs[0] + g * vs[1] + j * vs[2], vs[3], Dv, 1.0f,
-                 v_packed_.get() + (bg * shape_.kv_len + j) * Dv);
-      }
-    });
-  }
-
   // Work items (b, h, query tile) in the order they are handed out. With a mask, the items with
   // the most non-EMPTY key tiles go first, so the short ones (early causal rows, the first rows of
   // a sliding window) fill the gaps at the end instead of one long item finishing alone.
@@ -308,32 +234,16 @@ class FlashRun {
 
   void run_item(int64_t item, Workspace& space) const {
     const Item it = item_at(item);
-    const int64_t D = shape_.head_dim, Dv = shape_.value_dim;
-    const auto& qs = q_.strides();
-    float* q_tile = space.q.get();
+    const int64_t Dv = shape_.value_dim;
     float* s = space.s.get();
     float* o = space.o.get();
     float* row_max = space.row_max.get();
     float* row_sum = space.row_sum.get();
     float* row_alpha = space.row_alpha.get();
-    for (int32_t r = 0; r < it.rows; ++r) {
-      load_row(q_, it.b * qs[0] + it.h * qs[1] + (it.q_first + r) * qs[2], qs[3], D, q_multiplier_, q_tile + r * D);
-    }
+    operands_->load_q(*space.operands, it.b, it.h, it.q_first, it.rows);
     std::fill(row_max, row_max + it.rows, kMinusInf);
     std::fill(row_sum, row_sum + it.rows, 0.0f);
     std::fill(o, o + it.rows * Dv, 0.0f);
-
-    const int64_t bg = it.b * shape_.kv_heads + it.g;
-    const float* v_base;
-    int64_t ldv;
-    if (v_direct_) {
-      const auto& vs = v_.strides();
-      v_base = static_cast<const float*>(v_.data()) + it.b * vs[0] + it.g * vs[1];
-      ldv = vs[2];
-    } else {
-      v_base = v_packed_.get() + bg * shape_.kv_len * Dv;
-      ldv = Dv;
-    }
 
     for (int64_t t = 0; t < kv_tiles_; ++t) {
       const auto kv_first = static_cast<int32_t>(t * BLOCK_N);
@@ -346,13 +256,12 @@ class FlashRun {
       ++space.stats.tiles_computed;
       ++(cls == ir::TileClass::Full ? space.stats.tiles_full : space.stats.tiles_partial);
 
-      const float* k_panel = k_packed_.get() + (bg * kv_tiles_ + t) * D * BLOCK_N;
-      kernels_.gemm(it.rows, BLOCK_N, static_cast<int32_t>(D), q_tile, D, k_panel, BLOCK_N, s, BLOCK_N, false);
+      operands_->scores(*space.operands, it.b, it.g, t, it.rows, s);
       if (score_ && !apply(*score_, s, it, cols, kv_first, space)) return;
       if (cls == ir::TileClass::Partial && !apply(*mask_, s, it, cols, kv_first, space)) return;
       kernels_.softmax_tile(s, BLOCK_N, it.rows, cols, exp2_factor_, row_max, row_sum, row_alpha);
       kernels_.scale_rows(o, Dv, it.rows, static_cast<int32_t>(Dv), row_alpha);
-      kernels_.gemm(it.rows, static_cast<int32_t>(Dv), cols, s, BLOCK_N, v_base + kv_first * ldv, ldv, o, Dv, true);
+      operands_->accumulate(*space.operands, it.b, it.g, t, it.rows, cols, s, o);
     }
 
     const auto& os = out_.strides();
@@ -380,11 +289,14 @@ class FlashRun {
   int32_t q_offset_ = 0;
   float q_multiplier_ = 1, exp2_factor_ = 1, lse_factor_ = 1;
   int64_t group_ = 1, q_tiles_ = 0, kv_tiles_ = 0;
-  FloatBuffer k_packed_, v_packed_;
-  bool v_direct_ = false;
+  std::unique_ptr<flash_cpu::FlashOperands> operands_;
 };
 
 }  // namespace
+
+const char* flash_cpu_precision(const Tensor& q, const Tensor& k, const Tensor& v, const FlashOptions& flash) {
+  return flash_cpu::uses_bf16_products(q, k, v, chosen_kernels(flash), flash.allow_bf16) ? "bf16" : "fp32";
+}
 
 void flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const AttentionOptions& options,
                      const FlashOptions& flash, Tensor* lse) {

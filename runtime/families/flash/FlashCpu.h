@@ -10,14 +10,21 @@
 // computed tile. Q·K^T and P·V are register-blocked micro-kernels (runtime/cpu/CpuMicroKernels.h),
 // and the (batch, head, query tile) work items are spread over all cores, longest first.
 //
-// Numerics: dot products, softmax and the accumulator are fp32 (inputs in fp16 / bf16 are converted
-// on load), so results agree with the fp64 reference to fp32 rounding, not bit for bit.
+// Numerics: softmax and the accumulator are always fp32. With fp32 inputs (or allow_bf16 off, or a
+// CPU without AVX512-BF16) the dot products are fp32 too (fp16 / bf16 converted on load), so results
+// agree with the fp64 reference to fp32 rounding. With bf16 or fp16 inputs on AVX512-BF16 the
+// products use the bf16 dot product: fp16 is rounded to bf16 on load, and P is rounded to bf16
+// before P·V as GPU kernels do (runtime/families/flash/FlashCpuOperands.h); the tests state the
+// tolerance this gives against the fp64 reference.
 
 #include <cstdint>
 
+#include <optional>
+
+#include "runtime/core/AttentionOptions.h"
 #include "runtime/core/Tensor.h"
+#include "runtime/cpu/CpuMicroKernels.h"
 #include "runtime/cpu/CpuModProgram.h"
-#include "runtime/reference/ReferenceAttention.h"
 
 namespace attnc {
 
@@ -32,9 +39,19 @@ struct FlashStats {
 struct FlashOptions {
   int num_threads = 0;                    // workers; <= 0: one per hardware thread
   CpuBackend backend = CpuBackend::Auto;  // how the mods run (LLVM JIT or interpreter)
-  bool force_scalar = false;              // the portable micro-kernels even where AVX-512 exists
+  // The micro-kernels' instruction set (runtime/cpu/CpuMicroKernels.h); none: the best this CPU
+  // has (or ATTNC_CPU_ISA's). A set the CPU lacks is a RuntimeError.
+  std::optional<cpu::CpuIsa> isa;
+  // bf16 (and fp16) inputs are multiplied in bf16 where the micro-kernels can (P rounded to bf16);
+  // false keeps every product fp32.
+  bool allow_bf16 = true;
   FlashStats* stats = nullptr;            // filled when given
 };
+
+// The precision of the products a call with these inputs and options runs in: "bf16" (bf16 dot
+// products, P rounded to bf16) or "fp32". The micro-kernels are those FlashOptions::isa names, else
+// the best this CPU has.
+const char* flash_cpu_precision(const Tensor& q, const Tensor& k, const Tensor& v, const FlashOptions& flash = {});
 
 // The tile sizes (rows of queries, columns of keys).
 inline constexpr int32_t kFlashBlockM = 64;
