@@ -26,6 +26,12 @@ namespace {
 constexpr const char* kFunction = "flash_attention";
 constexpr int32_t BLOCK_M = kFlashBlockM;
 constexpr int32_t BLOCK_N = kFlashBlockN;
+// PARTIAL tiles are refined into bands of kBandRows rows and chunks of kBandCols columns (even, so
+// bf16 pairs never straddle a chunk edge).
+constexpr int32_t kBandRows = 16;
+constexpr int32_t kBandCols = 16;
+static_assert(BLOCK_M % kBandRows == 0 && kBandCols % 2 == 0);
+using Band = flash_cpu::FlashOperands::Band;
 constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
 
 // t[offset + i * stride] = src[i] * multiplier for i < n, rounding to t's dtype.
@@ -222,14 +228,50 @@ class FlashRun {
                                     mask_->args);
   }
 
-  // Runs `mod` on the tile; false (and the failure kept) when it reported an out-of-range index.
-  bool apply(const PreparedMod& mod, float* s, const Item& it, int32_t cols, int32_t kv_first, Workspace& space) const {
+  // Runs `mod` on the band of the tile in s; false (and the failure kept) when it reported an
+  // out-of-range index.
+  bool apply(const PreparedMod& mod, float* s, const Item& it, int32_t kv_first, Band band, Workspace& space) const {
     CpuBoundsReport report;
-    mod.program->apply(s, BLOCK_N, it.rows, cols, it.q_pos, kv_first, it.at, mod.args, &report);
+    mod.program->apply(s + band.row0 * BLOCK_N + band.lo, BLOCK_N, band.rows, band.hi - band.lo, it.q_pos + band.row0,
+                       kv_first + band.lo, it.at, mod.args, &report);
     if (!report.failed) return true;
     BoundsFailure failure{mod.mod, report};
     if (!space.failure || failure.position() < space.failure->position()) space.failure = failure;
     return false;
+  }
+
+  // A PARTIAL tile cut into bands of kBandRows rows, each narrowed to the columns [lo, hi) outside
+  // which the classifier proves it EMPTY (so its products there are never computed), and marked
+  // `masked` unless every kBandCols-column chunk in between is FULL. The diagonal tile of a causal
+  // mask so costs about half a tile, and a sliding window's edge tiles their band.
+  struct MaskedBand {
+    Band band;
+    bool masked;
+  };
+  int32_t refine(const Item& it, int64_t t, int32_t cols, MaskedBand (&bands)[BLOCK_M / kBandRows]) const {
+    const auto kv_first = static_cast<int32_t>(t * BLOCK_N);
+    int32_t count = 0;
+    for (int32_t row0 = 0; row0 < it.rows; row0 += kBandRows) {
+      const int32_t rows = std::min(kBandRows, it.rows - row0);
+      const int32_t q_first = it.q_pos + row0, q_last = q_first + rows - 1;
+      int32_t lo = cols, hi = 0;
+      bool masked = false, gap = false;
+      for (int32_t c0 = 0; c0 < cols; c0 += kBandCols) {
+        const int32_t c1 = std::min(c0 + kBandCols, cols);
+        const ir::TileClass cls =
+            mask_->program->classify(q_first, q_last, kv_first + c0, kv_first + c1 - 1, it.at, mask_->args);
+        if (cls == ir::TileClass::Empty) {
+          gap = gap || hi > 0;  // an EMPTY chunk after a kept one: inside [lo, hi) if more follow
+          continue;
+        }
+        masked = masked || cls == ir::TileClass::Partial || (gap && hi > 0);
+        lo = std::min(lo, c0);
+        hi = c1;
+        gap = false;
+      }
+      bands[count++] = MaskedBand{Band{row0, rows, lo < hi ? lo : 0, lo < hi ? hi : 0}, masked};
+    }
+    return count;
   }
 
   void run_item(int64_t item, Workspace& space) const {
@@ -256,12 +298,26 @@ class FlashRun {
       ++space.stats.tiles_computed;
       ++(cls == ir::TileClass::Full ? space.stats.tiles_full : space.stats.tiles_partial);
 
-      operands_->scores(*space.operands, it.b, it.g, t, it.rows, s);
-      if (score_ && !apply(*score_, s, it, cols, kv_first, space)) return;
-      if (cls == ir::TileClass::Partial && !apply(*mask_, s, it, cols, kv_first, space)) return;
+      MaskedBand bands[BLOCK_M / kBandRows];
+      const int32_t band_count =
+          cls == ir::TileClass::Full ? (bands[0] = {Band{0, it.rows, 0, cols}, false}, 1) : refine(it, t, cols, bands);
+      for (int32_t i = 0; i < band_count; ++i) {
+        const MaskedBand& m = bands[i];
+        // Columns outside [lo, hi) are proven EMPTY: -inf, so their P is 0 and they add nothing.
+        for (int32_t r = m.band.row0; r < m.band.row0 + m.band.rows; ++r) {
+          std::fill(s + r * BLOCK_N, s + r * BLOCK_N + m.band.lo, kMinusInf);
+          std::fill(s + r * BLOCK_N + m.band.hi, s + r * BLOCK_N + cols, kMinusInf);
+        }
+        if (m.band.lo == m.band.hi) continue;
+        operands_->scores(*space.operands, it.b, it.g, t, m.band, s);
+        if (score_ && !apply(*score_, s, it, kv_first, m.band, space)) return;
+        if (m.masked && !apply(*mask_, s, it, kv_first, m.band, space)) return;
+      }
       kernels_.softmax_tile(s, BLOCK_N, it.rows, cols, exp2_factor_, row_max, row_sum, row_alpha);
       kernels_.scale_rows(o, Dv, it.rows, static_cast<int32_t>(Dv), row_alpha);
-      operands_->accumulate(*space.operands, it.b, it.g, t, it.rows, cols, s, o);
+      for (int32_t i = 0; i < band_count; ++i) {
+        if (bands[i].band.lo < bands[i].band.hi) operands_->accumulate(*space.operands, it.b, it.g, t, bands[i].band, s, o);
+      }
     }
 
     const auto& os = out_.strides();

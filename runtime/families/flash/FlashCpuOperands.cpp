@@ -83,14 +83,15 @@ class Fp32Operands final : public FlashOperands {
     }
   }
 
-  void scores(const OperandScratch& scratch, int64_t b, int64_t g, int64_t tile, int32_t rows, float* s) const override {
-    const int64_t D = s_.shape.head_dim;
-    const float* q = static_cast<const Fp32Scratch&>(scratch).q.get();
-    const float* panel = k_packed_.get() + ((b * s_.shape.kv_heads + g) * kv_tiles_ + tile) * D * s_.block_n;
-    kernels_.gemm(rows, s_.block_n, static_cast<int32_t>(D), q, D, panel, s_.block_n, s, s_.block_n, false);
+  void scores(const OperandScratch& scratch, int64_t b, int64_t g, int64_t tile, Band band, float* s) const override {
+    const int64_t D = s_.shape.head_dim, N = s_.block_n;
+    const float* q = static_cast<const Fp32Scratch&>(scratch).q.get() + band.row0 * D;
+    const float* panel = k_packed_.get() + ((b * s_.shape.kv_heads + g) * kv_tiles_ + tile) * D * N;
+    kernels_.gemm(band.rows, band.hi - band.lo, static_cast<int32_t>(D), q, D, panel + band.lo, N,
+                  s + band.row0 * N + band.lo, N, false);
   }
 
-  void accumulate(OperandScratch&, int64_t b, int64_t g, int64_t tile, int32_t rows, int32_t cols, float* s,
+  void accumulate(OperandScratch&, int64_t b, int64_t g, int64_t tile, Band band, const float* s,
                   float* o) const override {
     const int64_t Dv = s_.shape.value_dim, kv_first = tile * s_.block_n;
     const float* v_base;
@@ -103,7 +104,9 @@ class Fp32Operands final : public FlashOperands {
       v_base = v_packed_.get() + (b * s_.shape.kv_heads + g) * s_.shape.kv_len * Dv;
       ldv = Dv;
     }
-    kernels_.gemm(rows, static_cast<int32_t>(Dv), cols, s, s_.block_n, v_base + kv_first * ldv, ldv, o, Dv, true);
+    const int64_t N = s_.block_n;
+    kernels_.gemm(band.rows, static_cast<int32_t>(Dv), band.hi - band.lo, s + band.row0 * N + band.lo, N,
+                  v_base + (kv_first + band.lo) * ldv, ldv, o + band.row0 * Dv, Dv, true);
   }
 
  private:
@@ -203,22 +206,25 @@ class Bf16Operands final : public FlashOperands {
     }
   }
 
-  void scores(const OperandScratch& scratch, int64_t b, int64_t g, int64_t tile, int32_t rows, float* s) const override {
-    const uint32_t* q = static_cast<const Bf16Scratch&>(scratch).q.get();
-    const uint32_t* panel = k_packed_.get() + ((b * s_.shape.kv_heads + g) * kv_tiles_ + tile) * d2_ * s_.block_n;
-    kernels_.gemm_bf16(rows, s_.block_n, static_cast<int32_t>(d2_), q, d2_, panel, s_.block_n, s, s_.block_n, false,
-                       s_.alpha);
+  void scores(const OperandScratch& scratch, int64_t b, int64_t g, int64_t tile, Band band, float* s) const override {
+    const int64_t N = s_.block_n;
+    const uint32_t* q = static_cast<const Bf16Scratch&>(scratch).q.get() + band.row0 * d2_;
+    const uint32_t* panel = k_packed_.get() + ((b * s_.shape.kv_heads + g) * kv_tiles_ + tile) * d2_ * N;
+    kernels_.gemm_bf16(band.rows, band.hi - band.lo, static_cast<int32_t>(d2_), q, d2_, panel + band.lo, N,
+                       s + band.row0 * N + band.lo, N, false, s_.alpha);
   }
 
-  void accumulate(OperandScratch& scratch, int64_t b, int64_t g, int64_t tile, int32_t rows, int32_t cols, float* s,
+  void accumulate(OperandScratch& scratch, int64_t b, int64_t g, int64_t tile, Band band, const float* s,
                   float* o) const override {
     const int64_t Dv = s_.shape.value_dim, N = s_.block_n;
-    const int32_t pairs = (cols + 1) / 2;
-    uint16_t* p = static_cast<Bf16Scratch&>(scratch).p.get();
-    kernels_.round_to_bf16(s, N, rows, cols, p, N, 2 * pairs);
-    const uint32_t* v_tile = v_packed_.get() + ((b * s_.shape.kv_heads + g) * kv_tiles_ * N / 2 + tile * N / 2) * Dv;
-    kernels_.gemm_bf16(rows, static_cast<int32_t>(Dv), pairs, reinterpret_cast<const uint32_t*>(p), N / 2, v_tile, Dv,
-                       o, Dv, true, 1.0f);
+    const int32_t cols = band.hi - band.lo, pairs = (cols + 1) / 2;
+    // P rounded to bf16 in pairs of keys; an odd last key is paired with a 0 (V is 0 there too).
+    uint16_t* p = static_cast<Bf16Scratch&>(scratch).p.get() + band.row0 * N + band.lo;
+    kernels_.round_to_bf16(s + band.row0 * N + band.lo, N, band.rows, cols, p, N, 2 * pairs);
+    const uint32_t* v_tile =
+        v_packed_.get() + ((b * s_.shape.kv_heads + g) * kv_tiles_ * N / 2 + tile * N / 2 + band.lo / 2) * Dv;
+    kernels_.gemm_bf16(band.rows, static_cast<int32_t>(Dv), pairs, reinterpret_cast<const uint32_t*>(p), N / 2, v_tile,
+                       Dv, o + band.row0 * Dv, Dv, true, 1.0f);
   }
 
  private:

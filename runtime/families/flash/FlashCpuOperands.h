@@ -39,14 +39,20 @@ class FlashOperands {
   // Loads rows [q_first, q_first + rows) of q at (b, h) into the scratch.
   virtual void load_q(OperandScratch& scratch, int64_t b, int64_t h, int32_t q_first, int32_t rows) const = 0;
 
-  // s[rows x kBlockN] (row stride kBlockN) = alpha * Q K^T for key tile `tile` of KV group (b, g);
-  // columns past the keys are 0.
-  virtual void scores(const OperandScratch& scratch, int64_t b, int64_t g, int64_t tile, int32_t rows, float* s) const = 0;
+  // A band of a tile: rows [row0, row0 + rows) of the work item's query tile, and the tile's key
+  // columns [lo, hi). lo is even (bf16 pairs keys).
+  struct Band {
+    int32_t row0, rows, lo, hi;
+  };
 
-  // o[rows x Dv] (row stride Dv) += P V for the first `cols` keys of tile `tile`, P in s (row
-  // stride kBlockN). May overwrite s's padding columns.
-  virtual void accumulate(OperandScratch& scratch, int64_t b, int64_t g, int64_t tile, int32_t rows, int32_t cols,
-                          float* s, float* o) const = 0;
+  // s[r][lo, hi) = alpha * Q K^T for the band's rows r of key tile `tile` of KV group (b, g); s is
+  // the tile, row stride block_n. Columns past the keys come out 0.
+  virtual void scores(const OperandScratch& scratch, int64_t b, int64_t g, int64_t tile, Band band, float* s) const = 0;
+
+  // o[r] += sum over keys j in [lo, hi) of P[r][j] V[j] for the band's rows r, P in s (row stride
+  // block_n), o's row stride Dv. hi must not pass the keys of the tile.
+  virtual void accumulate(OperandScratch& scratch, int64_t b, int64_t g, int64_t tile, Band band, const float* s,
+                          float* o) const = 0;
 };
 
 struct OperandShape {
