@@ -10,8 +10,12 @@ if(ATTNC_FMT_HEADER_ONLY)
   add_library(fmt::fmt INTERFACE IMPORTED)
   target_include_directories(fmt::fmt SYSTEM INTERFACE ${ATTNC_DEPS_INCLUDE_DIR})
   target_compile_definitions(fmt::fmt INTERFACE FMT_HEADER_ONLY=1)
+  # No installed header includes fmt, so header-only fmt is compiled into attnc and an installed
+  # attnc needs none: the dependency stays in the build tree.
+  set(ATTNC_FMT_LINK $<BUILD_INTERFACE:fmt::fmt>)
 else()
   find_package(fmt REQUIRED)
+  set(ATTNC_FMT_LINK fmt::fmt)
 endif()
 find_package(Threads REQUIRED)
 
@@ -36,3 +40,4 @@ if(ATTNC_WITH_CUDA)
     message(STATUS "attnc: CUDA toolkit not found; CUDA code generation only")
   endif()
 endif()
+
