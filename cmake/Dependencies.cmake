@@ -41,3 +41,14 @@ if(ATTNC_WITH_CUDA)
   endif()
 endif()
 
+# DLPack's one header (Debian: libdlpack-dev), for Tensor::from_dlpack / to_dlpack. Only
+# runtime/core/DLPack.cpp includes it (installed headers just declare DLManagedTensor), so without it
+# the runtime still builds and those two functions say so; ATTNC_DEPS_INCLUDE_DIR may carry a copy.
+find_path(ATTNC_DLPACK_INCLUDE_DIR dlpack/dlpack.h HINTS ${ATTNC_DEPS_INCLUDE_DIR})
+set(ATTNC_HAVE_DLPACK OFF)
+if(ATTNC_DLPACK_INCLUDE_DIR)
+  set(ATTNC_HAVE_DLPACK ON)
+  message(STATUS "attnc: DLPack found in ${ATTNC_DLPACK_INCLUDE_DIR}")
+else()
+  message(STATUS "attnc: DLPack not found (dlpack/dlpack.h); Tensor::from_dlpack and to_dlpack will throw")
+endif()

@@ -15,6 +15,11 @@ constexpr int kHaveLlvm = 1;
 #else
 constexpr int kHaveLlvm = 0;
 #endif
+#if ATTNC_HAVE_DLPACK
+constexpr int kHaveDlpack = 1;
+#else
+constexpr int kHaveDlpack = 0;
+#endif
 
 namespace {
 
@@ -39,6 +44,9 @@ int main() {
 #ifdef EXPECT_LLVM
   ok &= expect(kHaveLlvm == EXPECT_LLVM, "attnc::runtime's ATTNC_HAVE_LLVM matches the build");
 #endif
+#ifdef EXPECT_DLPACK
+  ok &= expect(kHaveDlpack == EXPECT_DLPACK, "attnc::runtime's ATTNC_HAVE_DLPACK matches the build");
+#endif
   try {
     // (B, H, S, D) with two query heads per key head and a kv length that is not a tile multiple.
     Tensor q = filled({1, 4, 37, 16}, 0.37f);
@@ -61,6 +69,12 @@ int main() {
                  "the causal mask hides every key after the query");
     std::printf("consumer: causal attention on (1, 4, 37, 16), max |attention - reference| = %g (LLVM JIT: %s)\n",
                 worst, kHaveLlvm ? "yes" : "no");
+
+    if (kHaveDlpack) {
+      // A DLPack round trip needs no DLPack header here: Tensor.h declares DLManagedTensor.
+      Tensor again = Tensor::from_dlpack(q.to_dlpack());
+      ok &= expect(again.data() == q.data() && again.shape() == q.shape(), "a DLPack round trip shares the data");
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "consumer: FAILED: %s\n", e.what());
     return 1;
