@@ -10,8 +10,12 @@ if(ATTNC_FMT_HEADER_ONLY)
   add_library(fmt::fmt INTERFACE IMPORTED)
   target_include_directories(fmt::fmt SYSTEM INTERFACE ${ATTNC_DEPS_INCLUDE_DIR})
   target_compile_definitions(fmt::fmt INTERFACE FMT_HEADER_ONLY=1)
+  # No installed header includes fmt, so header-only fmt is compiled into attnc and an installed
+  # attnc needs none: the dependency stays in the build tree.
+  set(ATTNC_FMT_LINK $<BUILD_INTERFACE:fmt::fmt>)
 else()
   find_package(fmt REQUIRED)
+  set(ATTNC_FMT_LINK fmt::fmt)
 endif()
 find_package(Threads REQUIRED)
 
@@ -35,4 +39,16 @@ if(ATTNC_WITH_CUDA)
   else()
     message(STATUS "attnc: CUDA toolkit not found; CUDA code generation only")
   endif()
+endif()
+
+# DLPack's one header (Debian: libdlpack-dev), for Tensor::from_dlpack / to_dlpack. Only
+# runtime/core/DLPack.cpp includes it (installed headers just declare DLManagedTensor), so without it
+# the runtime still builds and those two functions say so; ATTNC_DEPS_INCLUDE_DIR may carry a copy.
+find_path(ATTNC_DLPACK_INCLUDE_DIR dlpack/dlpack.h HINTS ${ATTNC_DEPS_INCLUDE_DIR})
+set(ATTNC_HAVE_DLPACK OFF)
+if(ATTNC_DLPACK_INCLUDE_DIR)
+  set(ATTNC_HAVE_DLPACK ON)
+  message(STATUS "attnc: DLPack found in ${ATTNC_DLPACK_INCLUDE_DIR}")
+else()
+  message(STATUS "attnc: DLPack not found (dlpack/dlpack.h); Tensor::from_dlpack and to_dlpack will throw")
 endif()

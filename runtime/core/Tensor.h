@@ -5,6 +5,12 @@
 //
 // Strides are in elements, not bytes, and may be zero (broadcast) or negative (reversed views);
 // the data pointer points at element (0, ..., 0).
+//
+// DLPack, the exchange format of PyTorch, JAX, CuPy and NumPy, converts both ways without copies
+// (from_dlpack, to_dlpack; written in runtime/core/DLPack.cpp). This header only declares
+// DLManagedTensor: callers that build or read one include <dlpack/dlpack.h> (DLPack 0.6 or newer,
+// or a framework's copy of it: the unversioned DLManagedTensor has not changed since). A library
+// built without DLPack's header (ATTNC_HAVE_DLPACK undefined) has both, throwing RuntimeError.
 
 #include <cstdint>
 #include <initializer_list>
@@ -15,6 +21,8 @@
 
 #include "compiler/DType.h"
 #include "compiler/Interpreter.h"
+
+struct DLManagedTensor;  // <dlpack/dlpack.h>
 
 namespace attnc {
 
@@ -37,6 +45,17 @@ class Tensor {
   // The same, keeping `storage` alive for as long as the view (and its copies) live.
   static Tensor from_storage(std::shared_ptr<void> storage, void* data, DType dtype, std::vector<int64_t> shape,
                              std::vector<int64_t> strides = {}, Device device = Device::Cpu);
+
+  // A view of a DLPack tensor, without copying: strides in elements (null: C order), element 0 at
+  // data + byte_offset. Takes float32/16, bfloat16, int32/64, uint8 and bool (DLPack 0.8's kDLBool,
+  // 8 bits) with one lane, on kDLCPU (Device::Cpu) or kDLCUDA device 0 (Device::Cuda; attnc runs
+  // on CUDA device 0). On success the tensor owns `managed`: the storage its copies share holds it,
+  // and its deleter (unless null) runs exactly once, when the last copy goes. On failure
+  // (RuntimeError naming what was refused: a null tensor, another device, dtype or lane count, a
+  // negative extent, a null shape or data pointer, a data pointer not aligned to its element) nothing
+  // is taken: the caller still owns `managed` and calls its deleter, as a Python binding does by
+  // renaming the capsule "used_dltensor" only once this returns.
+  static Tensor from_dlpack(DLManagedTensor* managed);
 
   // Owning CPU copies of host values, converted to `dtype` (a float dtype for float values; int32,
   // int64, uint8 or bool for int values). `shape` defaults to {values.size()}.
@@ -87,6 +106,13 @@ class Tensor {
 
   // The view as the interpreter takes it (CPU only; RuntimeError for CUDA tensors).
   ir::TensorArg to_interpreter_arg() const;
+
+  // This tensor as a DLPack tensor, without copying: shape, strides (in elements, always given),
+  // dtype (bool as kDLBool), device (kDLCPU or kDLCUDA 0), byte_offset 0. Its manager_ctx holds a
+  // copy of this Tensor, so the storage stays alive until the consumer calls the deleter, exactly
+  // once, which frees the DLManagedTensor. A view made by from_data owns nothing: its memory must
+  // outlive the DLPack tensor too. RuntimeError for an undefined tensor.
+  DLManagedTensor* to_dlpack() const;
 
   // "fp32[2, 3] (strides [3, 1], cpu)", for error messages.
   std::string describe() const;
