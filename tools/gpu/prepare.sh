@@ -14,4 +14,10 @@ catch_header=${CATCH2_HEADER:-/usr/include/catch2/catch.hpp}
 [ -f "$catch_header" ] || { echo "prepare.sh: no Catch2 header at $catch_header (set CATCH2_HEADER)" >&2; exit 1; }
 cp "$fmt_dir"/*.h "$deps/include/fmt/"
 cp "$catch_header" "$deps/include/catch2/catch.hpp"
+# DLPack's single header, so Tensor::from_dlpack / to_dlpack work in the GPU build too.
+dlpack_header=${DLPACK_HEADER:-/usr/include/dlpack/dlpack.h}
+if [ -f "$dlpack_header" ]; then
+  mkdir -p "$deps/include/dlpack"
+  cp "$dlpack_header" "$deps/include/dlpack/dlpack.h"
+fi
 echo "prepare.sh: copied fmt ($(grep -m1 'define FMT_VERSION' "$fmt_dir/core.h" | awk '{print $3}')) and Catch2 headers to $deps/include ($(du -sh "$deps" | cut -f1))"
