@@ -72,7 +72,15 @@ def main():
 
     flex = create_block_mask = None
     if not args.no_flex:
+        import torch._dynamo
         from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+        # Every (mod, S, D) is another graph; past dynamo's recompile limit (8 by default)
+        # torch.compile silently falls back to flex_attention's unfused eager path, 10-50x slower.
+        # Raise it (recompile_limit; cache_size_limit in older torch) so every case is compiled.
+        for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
+                     "accumulated_cache_size_limit"):
+            if hasattr(torch._dynamo.config, name):
+                setattr(torch._dynamo.config, name, 1024)
         flex = torch.compile(flex_attention, dynamic=False)
 
     print(f"torch_peers: torch {torch.__version__} on {torch.cuda.get_device_name(0)}", file=sys.stderr)
