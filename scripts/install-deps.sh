@@ -9,7 +9,9 @@ set -euo pipefail
 # cmake, ninja-build, g++: the build.  libfmt-dev: formatting.  catch2: the test suite (2.13).
 # llvm-14-dev: the LLVM CPU backend (found at configure time).  clang: libFuzzer targets.
 # libopenblas-dev, pkg-config: the sgemm ceiling of `attnc bench` (optional at configure time).
-packages=(cmake ninja-build g++ libfmt-dev catch2 llvm-14-dev clang libopenblas-dev pkg-config)
+# libcli11-dev, nlohmann-json3-dev: attnc's command lines and JSON (header-only).
+packages=(cmake ninja-build g++ libfmt-dev catch2 llvm-14-dev clang libopenblas-dev pkg-config libcli11-dev
+  nlohmann-json3-dev)
 
 missing=()
 for package in "${packages[@]}"; do
