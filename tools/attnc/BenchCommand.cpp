@@ -3,7 +3,7 @@
 // attnc_bench library); this command parses options, checks where results go, and prints.
 // `attnc __sgemm-ceiling` is the child process the ceiling is measured in.
 
-#include <charconv>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 
@@ -57,12 +57,9 @@ case without a mod, when that case ran. Every output is checked to be finite.
 )";
 
 int parse_positive(const std::string& text, const std::string& option) {
-  int value = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size() || value <= 0) {
-    throw UsageError(fmt::format("{} takes a positive integer, got '{}'", option, text));
-  }
-  return value;
+  std::optional<int> value = parse_int(text, 1, INT_MAX);
+  if (!value) throw UsageError(fmt::format("{} takes a positive integer, got '{}'", option, text));
+  return *value;
 }
 
 BenchConfig parse_options(Args args, std::string& json_path, bool& help) {

@@ -1,5 +1,7 @@
 #include "tools/attnc/CommandLine.h"
 
+#include <charconv>
+#include <climits>
 #include <cstdio>
 #include <sstream>
 
@@ -118,6 +120,13 @@ bool CommandLine::parse(Args args) {
 bool CommandLine::given(const std::string& name) const {
   const CLI::Option* option = app_.get_option_no_throw(name);
   return option != nullptr && option->count() > 0;
+}
+
+std::optional<int> parse_int(std::string_view text, int min, int max) {
+  int value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || value < min || value > max) return std::nullopt;
+  return value;
 }
 
 std::vector<std::string> split_list(const std::string& text, const std::string& option) {

@@ -11,6 +11,7 @@
 // say what the option takes (CLI11's own conversions speak of types, not of attention).
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -44,5 +45,9 @@ class CommandLine {
 
 // The value options take after `option` ("--seq 1024,4096"): comma-separated, none empty.
 std::vector<std::string> split_list(const std::string& text, const std::string& option);
+
+// `text` as an int from `min` to `max`, or nullopt for anything else (the caller says what the
+// option takes).
+std::optional<int> parse_int(std::string_view text, int min, int max);
 
 }  // namespace attnc::cli

@@ -1,7 +1,6 @@
 // attnc compile: a file's mods fused into the attention kernel, emitted as CUDA C++, PTX or cubin.
 // Needs no GPU; PTX and cubin need NVRTC (a cubin found in the kernel cache needs nothing).
 
-#include <charconv>
 #include <optional>
 
 #include <fmt/format.h>
@@ -34,12 +33,9 @@ struct CompileOptions {
 };
 
 int parse_head_dim(const std::string& text, const char* option) {
-  int value = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size() || value <= 0 || value > 1024) {
-    throw UsageError(fmt::format("{} takes a positive head dim, got '{}'", option, text));
-  }
-  return value;
+  std::optional<int> value = parse_int(text, 1, 1024);
+  if (!value) throw UsageError(fmt::format("{} takes a positive head dim, got '{}'", option, text));
+  return *value;
 }
 
 CompileOptions parse_options(Args args, bool& help) {

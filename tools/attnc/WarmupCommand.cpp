@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -329,12 +328,9 @@ directory cannot be used, or any kernel failed.
   }
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (!jobs_text.empty()) {
-    int n = 0;
-    auto [end, error] = std::from_chars(jobs_text.data(), jobs_text.data() + jobs_text.size(), n);
-    if (error != std::errc() || end != jobs_text.data() + jobs_text.size() || n < 1 || n > 1024) {
-      throw UsageError("--jobs takes a number from 1 to 1024, got '" + jobs_text + "'");
-    }
-    threads = n;
+    std::optional<int> n = parse_int(jobs_text, 1, 1024);
+    if (!n) throw UsageError("--jobs takes a number from 1 to 1024, got '" + jobs_text + "'");
+    threads = *n;
   }
   const std::string& manifest = manifests[0];
 
