@@ -1,6 +1,7 @@
 #include "dsl/Source.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -37,6 +38,10 @@ std::string_view SourceFile::line_text(uint32_t line) const {
 }
 
 std::shared_ptr<const SourceFile> read_source_file(const std::string& path) {
+  // A directory opens as a stream that reads nothing: it would pass as an empty mod file.
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error))
+    throw std::runtime_error("'" + path + "' is a directory, not a mod file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot open '" + path + "'");
   std::ostringstream contents;

@@ -1,6 +1,7 @@
 #include "runtime/cache/CacheDirectory.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -47,14 +48,13 @@ timespec precise_now() {
   return now;
 }
 
-// Reads the whole file; nullopt when it does not exist.
-std::optional<std::string> read_file(const fs::path& path) {
+// Reads the whole file; nullopt when it does not exist. `info` receives the file's status.
+std::optional<std::string> read_file(const fs::path& path, struct stat& info) {
   FileDescriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
   if (file.fd < 0) {
     if (errno == ENOENT) return std::nullopt;
     throw RuntimeError(fmt::format("cannot open cache entry '{}': {}", path.string(), errno_text()));
   }
-  struct stat info {};
   if (::fstat(file.fd, &info) != 0) {
     throw RuntimeError(fmt::format("cannot stat cache entry '{}': {}", path.string(), errno_text()));
   }
@@ -73,7 +73,23 @@ std::optional<std::string> read_file(const fs::path& path) {
 
 bool has_suffix(const fs::path& path, std::string_view suffix) { return path.filename().string().ends_with(suffix); }
 
+// "user 'nobody' (uid 65534)", or "uid 65534" for a uid without a name.
+std::string describe_user(uid_t uid) {
+  struct passwd entry {};
+  struct passwd* found = nullptr;
+  char buffer[1024];
+  if (::getpwuid_r(uid, &entry, buffer, sizeof buffer, &found) == 0 && found != nullptr) {
+    return fmt::format("user '{}' (uid {})", found->pw_name, uid);
+  }
+  return fmt::format("uid {}", uid);
+}
+
 }  // namespace
+
+bool trust_shared_cache_from_environment() {
+  const char* value = std::getenv("ATTNC_CACHE_TRUST_SHARED");
+  return value != nullptr && std::string_view(value) == "1";
+}
 
 fs::path default_cache_directory() {
   if (const char* dir = std::getenv("ATTNC_CACHE_DIR"); dir != nullptr && *dir != '\0') return fs::path(dir);
@@ -113,25 +129,57 @@ std::optional<uint64_t> parse_byte_size(std::string_view text) {
   return value << shift;
 }
 
-CacheDirectory::CacheDirectory(fs::path path) : path_(std::move(path)) {
+CacheDirectory::CacheDirectory(fs::path path, CacheDirectoryOptions options)
+    : path_(std::move(path)), options_(options) {
   if (path_.empty()) throw RuntimeError("kernel cache directory: empty path");
   std::error_code error;
-  if (fs::is_directory(path_, error)) return;
-  if (fs::exists(path_, error)) {
-    throw RuntimeError(fmt::format("kernel cache directory '{}' exists and is not a directory", path_.string()));
-  }
-  if (path_.has_parent_path() && !path_.parent_path().empty()) {
-    fs::create_directories(path_.parent_path(), error);
-    if (error) {
-      throw RuntimeError(
-          fmt::format("cannot create the parent of kernel cache directory '{}': {}", path_.string(), error.message()));
+  if (!fs::is_directory(path_, error)) {
+    if (fs::exists(path_, error)) {
+      throw RuntimeError(fmt::format("kernel cache directory '{}' exists and is not a directory", path_.string()));
+    }
+    if (!options_.create) {
+      throw RuntimeError(fmt::format("kernel cache directory '{}' does not exist", path_.string()));
+    }
+    if (path_.has_parent_path() && !path_.parent_path().empty()) {
+      fs::create_directories(path_.parent_path(), error);
+      if (error) {
+        throw RuntimeError(fmt::format("cannot create the parent of kernel cache directory '{}': {}", path_.string(),
+                                       error.message()));
+      }
+    }
+    // 0700: compiled kernels are code this user's processes will load and run; nobody else may
+    // plant or read them.
+    if (::mkdir(path_.c_str(), 0700) != 0 && errno != EEXIST) {
+      throw RuntimeError(fmt::format("cannot create kernel cache directory '{}': {}", path_.string(), errno_text()));
     }
   }
-  // 0700: compiled kernels are code this user's processes will load and run; nobody else may
-  // plant or read them.
-  if (::mkdir(path_.c_str(), 0700) != 0 && errno != EEXIST) {
-    throw RuntimeError(fmt::format("cannot create kernel cache directory '{}': {}", path_.string(), errno_text()));
+  struct stat info {};
+  if (::stat(path_.c_str(), &info) != 0) {
+    throw RuntimeError(fmt::format("cannot use kernel cache directory '{}': {}", path_.string(), errno_text()));
   }
+  if (std::string why = untrusted_because(info.st_uid, info.st_mode); !why.empty()) {
+    std::string fix = info.st_uid == ::geteuid()
+                          ? fmt::format("run `chmod 700 '{}'`", path_.string())
+                          : std::string("use a directory of your own (ATTNC_CACHE_DIR, or the cache directory option)");
+    throw RuntimeError(fmt::format(
+        "kernel cache directory '{}' is {}: a cached kernel is code that runs on the GPU, and whoever can write "
+        "the directory could plant one, so it is not used. To fix it, {}; or, if the directory is shared on "
+        "purpose and everyone who can write it is trusted, set ATTNC_CACHE_TRUST_SHARED=1 (attnc: "
+        "--trust-shared-cache; the library: KernelCacheOptions::trust_shared_directory)",
+        path_.string(), why, fix));
+  }
+}
+
+std::string CacheDirectory::untrusted_because(uint32_t owner, uint32_t mode) const {
+  if (options_.trust_shared) return "";
+  if (owner != ::geteuid()) {
+    return fmt::format("owned by {}, not by this user ({})", describe_user(owner), describe_user(::geteuid()));
+  }
+  if ((mode & (S_IWGRP | S_IWOTH)) != 0) {
+    const char* who = (mode & S_IWGRP) && (mode & S_IWOTH) ? "group and others" : (mode & S_IWGRP) ? "group" : "others";
+    return fmt::format("writable by {} (mode {:04o})", who, mode & 07777);
+  }
+  return "";
 }
 
 fs::path CacheDirectory::entry_path(std::string_view hash) const {
@@ -142,9 +190,13 @@ CacheDirectory::LoadResult CacheDirectory::load(std::string_view key_text, std::
                                                 bool remove_bad) const {
   LoadResult result;
   fs::path file = entry_path(hash);
-  std::optional<std::string> bytes = read_file(file);
+  struct stat info {};
+  std::optional<std::string> bytes = read_file(file, info);
   if (!bytes) return result;
   DecodedCacheEntry decoded = decode_cache_entry(*bytes, key_text);
+  if (std::string untrusted = untrusted_because(info.st_uid, info.st_mode); !untrusted.empty()) {
+    decoded.problem = "not trusted: " + untrusted;
+  }
   if (!decoded.ok()) {
     result.status = LoadStatus::Discarded;
     result.problem = std::move(decoded.problem);
@@ -195,15 +247,40 @@ CacheDirectory::KeyLock::~KeyLock() {
   if (fd_ >= 0) ::close(fd_);  // closing the descriptor releases the flock
 }
 
-CacheDirectory::KeyLock CacheDirectory::lock(std::string_view hash) const {
+CacheDirectory::KeyLock CacheDirectory::lock(std::string_view hash) const { return std::move(*acquire(hash, true)); }
+
+std::optional<CacheDirectory::KeyLock> CacheDirectory::try_lock(std::string_view hash) const {
+  return acquire(hash, false);
+}
+
+std::optional<CacheDirectory::KeyLock> CacheDirectory::acquire(std::string_view hash, bool wait) const {
   fs::path file = path_ / (std::string(hash) + std::string(kLockSuffix));
-  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) throw RuntimeError(fmt::format("cannot open lock file '{}': {}", file.string(), errno_text()));
-  KeyLock lock(fd);
-  while (::flock(fd, LOCK_EX) != 0) {
-    if (errno != EINTR) throw RuntimeError(fmt::format("cannot lock '{}': {}", file.string(), errno_text()));
+  for (;;) {
+    int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) throw RuntimeError(fmt::format("cannot open lock file '{}': {}", file.string(), errno_text()));
+    KeyLock lock(fd);
+    while (::flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0) {
+      if (errno == EWOULDBLOCK && !wait) return std::nullopt;
+      if (errno != EINTR) throw RuntimeError(fmt::format("cannot lock '{}': {}", file.string(), errno_text()));
+    }
+    // The holder before us may have removed the lock file with its entry (remove_entry). A lock on
+    // a file that is no longer there excludes no one who opens the path now, so lock again, the
+    // file that is there.
+    struct stat held {
+    }, current{};
+    if (::fstat(fd, &held) == 0 && ::stat(file.c_str(), &current) == 0 && held.st_dev == current.st_dev &&
+        held.st_ino == current.st_ino) {
+      return lock;
+    }
   }
-  return lock;
+}
+
+bool CacheDirectory::remove_entry(std::string_view hash, bool wait) const {
+  std::optional<KeyLock> held = acquire(hash, wait);
+  if (!held) return false;
+  remove(entry_path(hash));
+  remove(path_ / (std::string(hash) + std::string(kLockSuffix)));  // while held: see acquire()
+  return true;
 }
 
 std::vector<CacheDirectory::EntryInfo> CacheDirectory::entries() const {
@@ -257,10 +334,14 @@ std::vector<CacheDirectory::Verification> CacheDirectory::verify() const {
   std::vector<Verification> out;
   for (EntryInfo& entry : entries()) {
     Verification v;
-    std::optional<std::string> bytes = read_file(entry.path);
+    struct stat info {};
+    std::optional<std::string> bytes = read_file(entry.path, info);
     if (!bytes) continue;  // removed while we looked
     DecodedCacheEntry decoded = decode_cache_entry(*bytes, std::nullopt, /*with_payload=*/false);
     v.problem = decoded.problem;
+    if (std::string untrusted = untrusted_because(info.st_uid, info.st_mode); !untrusted.empty()) {
+      v.problem = "not trusted: " + untrusted;
+    }
     v.key_text = decoded.key_text;
     if (v.problem.empty()) {
       std::optional<KernelKey> key = KernelKey::parse(v.key_text);
@@ -283,7 +364,7 @@ CacheDirectory::PruneResult CacheDirectory::prune(uint64_t max_bytes, std::strin
   for (EntryInfo& entry : all) {  // oldest first
     if (result.bytes_after <= max_bytes) break;
     if (!keep_hash.empty() && entry.hash == keep_hash) continue;
-    remove(entry.path);
+    if (!remove_entry(entry.hash, /*wait=*/false)) continue;  // in use: being rebuilt or loaded
     result.bytes_after -= entry.size;
     result.removed.push_back(std::move(entry));
   }
@@ -292,17 +373,27 @@ CacheDirectory::PruneResult CacheDirectory::prune(uint64_t max_bytes, std::strin
 
 size_t CacheDirectory::clear() const {
   size_t entries_removed = 0;
-  std::vector<fs::path> doomed;
+  std::vector<std::string> locked;  // hashes of entries and lock files, each removed under its lock
+  std::vector<fs::path> temporaries;
   std::error_code error;
   for (fs::directory_iterator it(path_, error), end; !error && it != end; it.increment(error)) {
     const fs::path& file = it->path();
-    bool entry = has_suffix(file, kEntrySuffix) && !file.filename().string().starts_with(".");
-    if (entry || has_suffix(file, kLockSuffix) || has_suffix(file, kTempSuffix)) doomed.push_back(file);
-    if (entry) ++entries_removed;
+    bool hidden = file.filename().string().starts_with(".");
+    if (has_suffix(file, kEntrySuffix) && !hidden) {
+      locked.push_back(file.stem().string());
+      ++entries_removed;
+    } else if (has_suffix(file, kLockSuffix) && !hidden) {
+      locked.push_back(file.stem().string());
+    } else if (has_suffix(file, kTempSuffix)) {
+      temporaries.push_back(file);
+    }
   }
   if (error)
     throw RuntimeError(fmt::format("cannot list kernel cache directory '{}': {}", path_.string(), error.message()));
-  for (const fs::path& file : doomed) remove(file);
+  std::sort(locked.begin(), locked.end());
+  locked.erase(std::unique(locked.begin(), locked.end()), locked.end());
+  for (const std::string& hash : locked) remove_entry(hash, /*wait=*/true);
+  for (const fs::path& file : temporaries) remove(file);
   return entries_removed;
 }
 

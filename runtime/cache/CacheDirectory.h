@@ -4,7 +4,15 @@
 // written to a temporary file in the same directory and renamed into place, so a reader sees the
 // old entry, the new one or none, never a partial file. `<hash>.lock` files carry advisory locks
 // (flock) that let processes agree who compiles a key. An entry's modification time is its last
-// use, which least-recently-used eviction orders by.
+// use, which least-recently-used eviction orders by. A lock file is removed with its entry, and
+// only by the lock's holder; a locker that finds its lock file unlinked under it locks again.
+//
+// Trust: a cached kernel is code that will run on the GPU, so a directory that another user owns,
+// or that group or others may write, is refused (anyone who can write it could plant a kernel),
+// and so is an entry owned by another user or writable by group or others: such an entry is
+// treated like a corrupted one, never loaded. CacheDirectoryOptions::trust_shared (or
+// ATTNC_CACHE_TRUST_SHARED=1, which callers read with trust_shared_cache_from_environment()) says
+// a directory is shared on purpose and everyone who can write it is trusted.
 //
 // All failures are RuntimeErrors naming the path; nothing here prints.
 
@@ -24,13 +32,25 @@ namespace attnc {
 // absolute path; else $HOME/.cache/attnc. RuntimeError when none of these is available.
 std::filesystem::path default_cache_directory();
 
+// Whether ATTNC_CACHE_TRUST_SHARED is set to 1: the user says shared cache directories are trusted.
+bool trust_shared_cache_from_environment();
+
 // "512", "64K", "10M", "2G" (powers of 1024; a trailing "B"/"iB" is accepted) -> bytes.
 std::optional<uint64_t> parse_byte_size(std::string_view text);
 
+struct CacheDirectoryOptions {
+  // Create the directory (mode 0700; missing parents with the usual mode) when it does not exist;
+  // false: a missing directory is a RuntimeError.
+  bool create = true;
+  // Use a directory and entries that other users own or that group or others may write.
+  bool trust_shared = false;
+};
+
 class CacheDirectory {
  public:
-  // Creates the directory (mode 0700; missing parents with the usual mode) when it does not exist.
-  explicit CacheDirectory(std::filesystem::path path);
+  // RuntimeError when the path is not a directory, cannot be created, or is not trusted (above):
+  // the message names the directory, what is wrong and how to fix it.
+  explicit CacheDirectory(std::filesystem::path path, CacheDirectoryOptions options = {});
 
   const std::filesystem::path& path() const { return path_; }
   std::filesystem::path entry_path(std::string_view hash) const;
@@ -41,10 +61,11 @@ class CacheDirectory {
     std::string problem;  // for Discarded: why the file was not loaded
     CachedKernel kernel;  // for Loaded
   };
-  // Loads the entry of `key_text` (whose hash is `hash`), verifying its header. A sound entry's
-  // modification time is set to now (it was just used). A bad entry is never returned; with
-  // `remove_bad` it is also deleted (do that only while holding the key's lock, or a good entry
-  // another process just renamed into place could be deleted instead).
+  // Loads the entry of `key_text` (whose hash is `hash`), verifying its header and (unless the
+  // directory is trusted as shared) that it is this user's and not writable by others. A sound
+  // entry's modification time is set to now (it was just used). A bad entry is never returned;
+  // with `remove_bad` it is also deleted (do that only while holding the key's lock, or a good
+  // entry another process just renamed into place could be deleted instead).
   LoadResult load(std::string_view key_text, std::string_view hash, bool remove_bad) const;
 
   // Writes the entry atomically (temporary file, then rename); its modification time is now.
@@ -63,6 +84,12 @@ class CacheDirectory {
     int fd_;
   };
   KeyLock lock(std::string_view hash) const;  // blocks until the lock is held
+  // The lock if no one else holds it now, else nullopt.
+  std::optional<KeyLock> try_lock(std::string_view hash) const;
+
+  // Removes the entry of `hash` and its lock file while holding its lock (waiting for it with
+  // `wait`, else giving up when another holder has it). Returns whether the entry is gone.
+  bool remove_entry(std::string_view hash, bool wait = true) const;
 
   struct EntryInfo {
     std::filesystem::path path;
@@ -87,25 +114,32 @@ class CacheDirectory {
     std::string problem;  // empty when the entry is sound
     std::string key_text;
   };
-  // Checks every entry: the header and checksums, that the key text parses as a KernelKey, and
-  // that its hash is the file's name. Does not change anything.
+  // Checks every entry: the header and checksums, that the key text parses as a KernelKey, that
+  // its hash is the file's name, and that it can be trusted. Does not change anything.
   std::vector<Verification> verify() const;
 
   struct PruneResult {
     std::vector<EntryInfo> removed;
     uint64_t bytes_before = 0, bytes_after = 0;
   };
-  // Removes entries, least recently used first, until the total size is at most `max_bytes`.
-  // The entry named `keep_hash`, if any, is kept even if it alone is over the cap.
+  // Removes entries (and their lock files), least recently used first, until the total size is at
+  // most `max_bytes`. The entry named `keep_hash`, if any, is kept even if it alone is over the
+  // cap, and so is an entry whose lock another holder has (it is being rebuilt or loaded).
   PruneResult prune(uint64_t max_bytes, std::string_view keep_hash = {}) const;
 
-  // Removes every entry, lock file and leftover temporary file; returns the number of entries.
+  // Removes every entry and lock file (each under its lock, waiting for holders) and leftover
+  // temporary file; returns the number of entries.
   size_t clear() const;
   // Removes one file, ignoring a file that is already gone.
   void remove(const std::filesystem::path& file) const;
 
  private:
+  // Why an entry (or the directory) with these owner and mode bits cannot be trusted, or "".
+  std::string untrusted_because(uint32_t owner, uint32_t mode) const;
+  std::optional<KeyLock> acquire(std::string_view hash, bool wait) const;
+
   std::filesystem::path path_;
+  CacheDirectoryOptions options_;
 };
 
 }  // namespace attnc

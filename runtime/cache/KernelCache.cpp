@@ -21,7 +21,9 @@ const char* cache_source_name(CacheSource source) {
 KernelCache::KernelCache(KernelCacheOptions options) : options_(std::move(options)) {
   if (!options_.use_disk) return;
   try {
-    disk_.emplace(options_.directory.empty() ? default_cache_directory() : options_.directory);
+    CacheDirectoryOptions directory;
+    directory.trust_shared = options_.trust_shared_directory || trust_shared_cache_from_environment();
+    disk_.emplace(options_.directory.empty() ? default_cache_directory() : options_.directory, directory);
   } catch (const RuntimeError& e) {
     if (options_.require_disk) throw;
     disk_unavailable_ = e.what();

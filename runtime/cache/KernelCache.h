@@ -11,7 +11,10 @@
 //
 // The cache never prints: what happened is in stats() and take_events(). A broken disk (a
 // directory that cannot be created, a full file system) never fails a request; the cache carries
-// on in memory and reports it.
+// on in memory and reports it. So does a directory that cannot be trusted (owned by another user,
+// or writable by others): its entries are never loaded, and the reason is a DiskError event and
+// disk_unavailable_reason(). An untrusted entry in a trusted directory is discarded like a
+// corrupted one.
 
 #include <cstdint>
 #include <filesystem>
@@ -40,6 +43,10 @@ struct KernelCacheOptions {
   // Throw RuntimeError from the constructor when the directory cannot be used, rather than
   // carrying on in memory (for `attnc warmup`, whose whole point is the disk).
   bool require_disk = false;
+  // Use a directory (and entries) that other users own or that group or others may write: say so
+  // only for a directory shared on purpose whose writers are all trusted, since cached kernels run
+  // on the GPU (runtime/cache/CacheDirectory.h). ATTNC_CACHE_TRUST_SHARED=1 does the same.
+  bool trust_shared_directory = false;
 };
 
 // Where a request's kernel came from.

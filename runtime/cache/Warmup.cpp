@@ -55,6 +55,7 @@ WarmupSummary warm_cache(KernelCache& cache, const std::vector<WarmupJob>& jobs,
     }
   };
   size_t count = std::clamp<size_t>(static_cast<size_t>(std::max(threads, 1)), 1, std::max<size_t>(jobs.size(), 1));
+  summary.threads = jobs.empty() ? 0 : count;
   std::vector<std::thread> pool;
   for (size_t t = 1; t < count; ++t) pool.emplace_back(worker);
   worker();

@@ -30,6 +30,7 @@ struct WarmupSummary {
   std::vector<WarmupOutcome> outcomes;  // in the order of the jobs
   size_t compiled = 0, cached = 0, failed = 0;
   double seconds = 0;
+  size_t threads = 0;  // worker threads used: at most one per job
 };
 
 // Runs every job through `cache` on `threads` worker threads (at least 1). `on_done` is called

@@ -17,15 +17,15 @@ struct Checker {
   const TensorRule& rule;
 
   [[noreturn]] void fail(const std::string& message) const {
-    throw RuntimeError(fmt::format("{}: {}", function, message));
+    throw RuntimeError(*function == '\0' ? message : fmt::format("{}: {}", function, message));
   }
 
   // `dtype`: the element type this role must have whatever the rule says (lse: fp32 on CUDA).
   void require(const Tensor& t, const char* role, std::optional<DType> dtype = std::nullopt) const {
     if (!t.defined()) fail(fmt::format("{} is undefined", role));
     if (t.device() != rule.device) {
-      fail(fmt::format("{} is on {}; {} runs on {} tensors ({})", role, device_name(t.device()), function,
-                       device_name(rule.device), t.describe()));
+      fail(fmt::format("{} is on {}; {} runs on {} tensors ({})", role, device_name(t.device()),
+                       *function == '\0' ? "this call" : function, device_name(rule.device), t.describe()));
     }
     if (dtype && t.dtype() != *dtype) {
       fail(fmt::format("{} must be {}, got {}", role, dtype_name(*dtype), t.describe()));

@@ -1,7 +1,8 @@
 #pragma once
 // The argument checks every attention entry point shares (standard_attention, the CPU and CUDA
 // kernels of every family), so all of them refuse the same inputs with the same messages. Messages
-// start with the name of the entry point ("flash_attention: q must have rank 4 ...").
+// start with the name of the entry point ("flash_attention: q must have rank 4 ..."), unless it is
+// given as "" (a tool checking its user's inputs before it calls an entry point).
 
 #include <cstdint>
 #include <optional>

@@ -155,8 +155,8 @@ Mod& Mod::bind(const std::string& name, Tensor value) {
     return refuse(fmt::format("the parameter has rank {}, the tensor rank {}", param.rank(), value.rank()));
   }
   if (!ir::storage_fits(param.elem, value.dtype())) {
-    return refuse(
-        fmt::format("a {} tensor must be stored as {}", ir::type_name(param.elem), allowed_dtypes(param.elem)));
+    return refuse(fmt::format("{} {} tensor must be stored as {}", param.elem == ir::Type::Int ? "an" : "a",
+                              ir::type_name(param.elem), allowed_dtypes(param.elem)));
   }
   for (size_t d = 0; d < param.rank(); ++d) {
     const ir::TensorDim& dim = param.dims[d];

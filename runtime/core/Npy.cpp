@@ -1,14 +1,20 @@
 #include "runtime/core/Npy.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <bit>
+#include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <limits>
-#include <sstream>
+#include <new>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "runtime/core/AtomicFile.h"
 #include "runtime/core/RuntimeError.h"
 
 namespace attnc {
@@ -209,11 +215,20 @@ uint32_t read_le(const unsigned char* p, size_t bytes) {
   return value;
 }
 
-}  // namespace
+// What a .npy header says about the data that follows it.
+struct NpyLayout {
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  bool fortran_order = false;
+  size_t data_offset = 0;  // where the data starts: magic, version, header length and header
+  size_t data_bytes = 0;   // what the shape needs
+};
 
-Tensor parse_npy(std::string_view bytes, std::optional<DType> expected, const std::string& name) {
-  const auto* raw = reinterpret_cast<const unsigned char*>(bytes.data());
-  if (bytes.size() < kMagicSize + 2 || std::memcmp(bytes.data(), kMagic, kMagicSize) != 0) {
+// The size of the prefix (magic, version and the header's length field) of a file whose first
+// bytes are `start`, and the header length it declares.
+std::pair<size_t, size_t> parse_prefix(std::string_view start, const std::string& name) {
+  const auto* raw = reinterpret_cast<const unsigned char*>(start.data());
+  if (start.size() < kMagicSize + 2 || std::memcmp(start.data(), kMagic, kMagicSize) != 0) {
     fail(name, "not a .npy file (the magic string \\x93NUMPY is missing)");
   }
   int major = raw[6];
@@ -227,8 +242,15 @@ Tensor parse_npy(std::string_view bytes, std::optional<DType> expected, const st
     fail(name, fmt::format("unsupported .npy format version {}.{} (supported: 1.0, 2.0, 3.0)", major, minor));
   }
   size_t prefix = kMagicSize + 2 + length_bytes;
-  if (bytes.size() < prefix) fail(name, "truncated .npy file: the header length is cut off");
-  size_t header_length = read_le(raw + kMagicSize + 2, length_bytes);
+  if (start.size() < prefix) fail(name, "truncated .npy file: the header length is cut off");
+  return {prefix, read_le(raw + kMagicSize + 2, length_bytes)};
+}
+
+// Checks the header (`bytes` holds at least the prefix and the header) against a file of
+// `file_size` bytes: the data must be exactly what the shape needs.
+NpyLayout parse_layout(std::string_view bytes, uint64_t file_size, std::optional<DType> expected,
+                       const std::string& name) {
+  auto [prefix, header_length] = parse_prefix(bytes, name);
   if (bytes.size() - prefix < header_length) {
     fail(name, fmt::format("truncated .npy file: the header needs {} bytes, {} are present", header_length,
                            bytes.size() - prefix));
@@ -252,40 +274,78 @@ Tensor parse_npy(std::string_view bytes, std::optional<DType> expected, const st
   if (fortran->kind != HeaderValue::Kind::Bool) fail(name, "malformed .npy header: 'fortran_order' is not a bool");
   if (shape_value->kind != HeaderValue::Kind::Tuple) fail(name, "malformed .npy header: 'shape' is not a tuple");
 
-  DType dtype = dtype_of_descr(descr->text, expected, name);
-  if (expected && *expected != dtype) {
+  NpyLayout layout;
+  layout.dtype = dtype_of_descr(descr->text, expected, name);
+  if (expected && *expected != layout.dtype) {
     fail(name, fmt::format("expected a {} array, but the file holds {} (descr '{}')", dtype_name(*expected),
-                           dtype_name(dtype), descr->text));
+                           dtype_name(layout.dtype), descr->text));
   }
-
-  std::vector<int64_t> shape = shape_value->items;
+  layout.shape = shape_value->items;
+  layout.fortran_order = fortran->flag;
   int64_t numel = 1;
-  for (int64_t extent : shape) {
+  for (int64_t extent : layout.shape) {
     if (extent != 0 && numel > std::numeric_limits<int64_t>::max() / extent / 8) {
-      fail(name, fmt::format("shape {} is too large", shape_to_string(shape)));
+      fail(name, fmt::format("shape {} is too large", shape_to_string(layout.shape)));
     }
     numel *= extent;
   }
-  size_t data_bytes = static_cast<size_t>(numel) * dtype_size(dtype);
-  size_t available = bytes.size() - prefix - header_length;
-  if (available < data_bytes) {
+  layout.data_offset = prefix + header_length;
+  layout.data_bytes = static_cast<size_t>(numel) * dtype_size(layout.dtype);
+  uint64_t available = file_size - layout.data_offset;
+  if (available < layout.data_bytes) {
     fail(name, fmt::format("truncated .npy file: shape {} of {} needs {} data bytes, {} are present",
-                           shape_to_string(shape), dtype_name(dtype), data_bytes, available));
+                           shape_to_string(layout.shape), dtype_name(layout.dtype), layout.data_bytes, available));
   }
-  if (available > data_bytes) {
-    fail(name, fmt::format("malformed .npy file: {} bytes follow the {} data bytes of shape {}", available - data_bytes,
-                           data_bytes, shape_to_string(shape)));
+  if (available > layout.data_bytes) {
+    fail(name, fmt::format("malformed .npy file: {} bytes follow the {} data bytes of shape {}",
+                           available - layout.data_bytes, layout.data_bytes, shape_to_string(layout.shape)));
   }
+  return layout;
+}
 
-  Tensor tensor = Tensor::empty(dtype, shape);
-  if (data_bytes) std::memcpy(tensor.data(), bytes.data() + prefix + header_length, data_bytes);
-  if (dtype == DType::Bool) {
+std::string human_bytes(uint64_t bytes) {
+  const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 6) value /= 1024, ++unit;
+  return unit == 0 ? fmt::format("{} bytes", bytes) : fmt::format("{:.1f} {}", value, units[unit]);
+}
+
+// The tensor the layout describes, its data not yet filled in. Data that could not fit in this
+// machine's memory is refused before trying, and a failed allocation (a memory limit) is reported
+// with the file's name and size rather than as a bare std::bad_alloc.
+Tensor allocate_for(const NpyLayout& layout, const std::string& name) {
+  auto too_large = [&](const std::string& why) {
+    return fmt::format("the array (shape {} of {}) needs {} ({} bytes) of memory, {}", shape_to_string(layout.shape),
+                       dtype_name(layout.dtype), human_bytes(layout.data_bytes), layout.data_bytes, why);
+  };
+  long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page_size > 0 &&
+      layout.data_bytes / static_cast<uint64_t>(page_size) > static_cast<uint64_t>(pages)) {
+    fail(name, too_large(fmt::format("more than this machine has ({})",
+                                     human_bytes(static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size)))));
+  }
+  std::string problem;
+  try {
+    return Tensor::empty(layout.dtype, layout.shape);
+  } catch (const std::bad_alloc&) {
+    problem = "more than could be allocated";
+  } catch (const RuntimeError& e) {
+    problem = fmt::format("more than could be allocated ({})", e.what());
+  }
+  fail(name, too_large(problem));
+}
+
+// The tensor over data already read into `tensor`: bools normalised, Fortran order as strides.
+Tensor finish(Tensor tensor, const NpyLayout& layout) {
+  if (layout.dtype == DType::Bool) {
     // numpy writes 0/1, but a stray byte must not become a bool other than true/false downstream.
     auto* p = static_cast<uint8_t*>(tensor.data());
-    for (size_t i = 0; i < data_bytes; ++i) p[i] = p[i] != 0;
+    for (size_t i = 0; i < layout.data_bytes; ++i) p[i] = p[i] != 0;
   }
-  if (fortran->flag && shape.size() > 1) {
+  if (layout.fortran_order && layout.shape.size() > 1) {
     // Column-major: the first dimension varies fastest. Keep the data, describe it with strides.
+    std::vector<int64_t> shape = layout.shape;
     std::vector<int64_t> strides(shape.size());
     int64_t stride = 1;
     for (size_t d = 0; d < shape.size(); ++d) {
@@ -294,20 +354,60 @@ Tensor parse_npy(std::string_view bytes, std::optional<DType> expected, const st
     }
     void* data = tensor.data();
     // Re-wrap the same storage with Fortran strides; the owning tensor keeps it alive.
-    return Tensor::from_storage(std::shared_ptr<void>(std::make_shared<Tensor>(tensor), data), data, dtype,
+    return Tensor::from_storage(std::shared_ptr<void>(std::make_shared<Tensor>(tensor), data), data, layout.dtype,
                                 std::move(shape), std::move(strides));
   }
   return tensor;
 }
 
+// Reads exactly `size` bytes at `offset` of `fd` into `out`; false when the file ends first.
+bool read_at(int fd, char* out, size_t size, uint64_t offset, const std::string& name) {
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n =
+        ::pread(fd, out + done, std::min<size_t>(size - done, size_t{1} << 30), static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail(name, fmt::format("read error: {}", std::strerror(errno)));
+    if (n == 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+Tensor parse_npy(std::string_view bytes, std::optional<DType> expected, const std::string& name) {
+  NpyLayout layout = parse_layout(bytes, bytes.size(), expected, name);
+  Tensor tensor = allocate_for(layout, name);
+  if (layout.data_bytes) std::memcpy(tensor.data(), bytes.data() + layout.data_offset, layout.data_bytes);
+  return finish(std::move(tensor), layout);
+}
+
 Tensor read_npy(const std::string& path, std::optional<DType> expected) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) fail(path, "cannot open the file for reading");
-  std::ostringstream contents;
-  contents << file.rdbuf();
-  if (file.bad()) fail(path, "read error");
-  std::string bytes = contents.str();
-  return parse_npy(bytes, expected, path);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(path, fmt::format("cannot open the file for reading: {}", std::strerror(errno)));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) fail(path, fmt::format("cannot read the file: {}", std::strerror(errno)));
+  if (S_ISDIR(info.st_mode)) fail(path, "is a directory, not a .npy file");
+  const uint64_t file_size = static_cast<uint64_t>(info.st_size);
+
+  // The header first (its length is in the prefix), then the data straight into the tensor: the
+  // file is never held in memory twice, and its size is checked before anything is allocated.
+  std::string start(std::min<uint64_t>(file_size, kMagicSize + 2 + 4), '\0');
+  if (!read_at(fd, start.data(), start.size(), 0, path)) fail(path, "the file shrank while it was read");
+  auto [prefix, header_length] = parse_prefix(start, path);
+  std::string head(std::min<uint64_t>(file_size, prefix + header_length), '\0');
+  if (!read_at(fd, head.data(), head.size(), 0, path)) fail(path, "the file shrank while it was read");
+  NpyLayout layout = parse_layout(head, file_size, expected, path);
+  Tensor tensor = allocate_for(layout, path);
+  if (!read_at(fd, static_cast<char*>(tensor.data()), layout.data_bytes, layout.data_offset, path)) {
+    fail(path, "the file shrank while it was read");
+  }
+  return finish(std::move(tensor), layout);
 }
 
 std::string serialize_npy(const Tensor& tensor) {
@@ -350,13 +450,6 @@ std::string serialize_npy(const Tensor& tensor) {
   return out;
 }
 
-void write_npy(const std::string& path, const Tensor& tensor) {
-  std::string bytes = serialize_npy(tensor);
-  std::ofstream file(path, std::ios::binary | std::ios::trunc);
-  if (!file) fail(path, "cannot open the file for writing");
-  file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  file.close();
-  if (!file) fail(path, "write error");
-}
+void write_npy(const std::string& path, const Tensor& tensor) { write_file_atomically(path, serialize_npy(tensor)); }
 
 }  // namespace attnc

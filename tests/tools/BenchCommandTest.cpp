@@ -14,6 +14,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include "runtime/core/Mods.h"
 #include "runtime/core/Npy.h"
 #include "runtime/reference/ReferenceAttention.h"
@@ -50,25 +52,20 @@ BenchResult run_bench(const std::string& args) {
   return r;
 }
 
-// The text of the JSON object of case `id` (cases are flat objects on one line each).
-std::string case_object(const std::string& json, const std::string& id) {
-  size_t at = json.find("{\"id\": \"" + id + "\"");
-  if (at == std::string::npos) return "";
-  return json.substr(at, json.find('}', at) - at + 1);
+// The JSON object of case `id` (null when there is none).
+nlohmann::json case_object(const nlohmann::json& json, const std::string& id) {
+  for (const nlohmann::json& c : json["cases"]) {
+    if (c["id"] == id) return c;
+  }
+  return nullptr;
 }
 
-double number_field(const std::string& object, const std::string& field) {
-  std::smatch m;
-  std::regex pattern("\"" + field + "\": (-?[0-9.eE+-]+)");
-  if (!std::regex_search(object, m, pattern)) return NAN;
-  return std::stod(m[1]);
+double number_field(const nlohmann::json& object, const std::string& field) {
+  return object.contains(field) && object[field].is_number() ? object[field].get<double>() : NAN;
 }
 
-std::string string_field(const std::string& object, const std::string& field) {
-  std::smatch m;
-  std::regex pattern("\"" + field + "\": \"([^\"]*)\"");
-  if (!std::regex_search(object, m, pattern)) return "<missing>";
-  return m[1];
+std::string string_field(const nlohmann::json& object, const std::string& field) {
+  return object.contains(field) && object[field].is_string() ? object[field].get<std::string>() : "<missing>";
 }
 
 }  // namespace
@@ -85,7 +82,7 @@ TEST_CASE("attnc bench runs each mod for real and counts exactly the pairs its m
       json_path.string() + "' --dump '" + dump.string() + "'");
   CAPTURE(r.out, r.err);
   REQUIRE(r.status == 0);
-  std::string json = read_text(json_path);
+  nlohmann::json json = nlohmann::json::parse(read_text(json_path));
 
   fs::path inputs = dump / "fp32-S1100-D16";
   attnc::Tensor q = attnc::read_npy((inputs / "q.npy").string());
@@ -112,8 +109,8 @@ TEST_CASE("attnc bench runs each mod for real and counts exactly the pairs its m
   for (const Expected& expected : cases) {
     std::string id = expected.mod + "-fp32-S1100-D16";
     CAPTURE(id);
-    std::string object = case_object(json, id);
-    REQUIRE_FALSE(object.empty());
+    nlohmann::json object = case_object(json, id);
+    REQUIRE_FALSE(object.is_null());
     CHECK(string_field(object, "error").empty());
 
     // Kept pairs by brute force over the boolean mask.
@@ -173,7 +170,7 @@ TEST_CASE("attnc bench rejects wrong command lines with exit status 2", "[cli][b
       Row{"--repeat 0", "--repeat takes a positive integer"},
       Row{"--seq 1024,,2048", "empty item"},
       Row{"--dtype fp64", "--dtype takes fp32, bf16 or fp16"},
-      Row{"--frobnicate", "unknown argument '--frobnicate'"},
+      Row{"--frobnicate", "unknown option '--frobnicate'"},
   }));
   CAPTURE(args);
   BenchResult r = run_bench(args);
@@ -182,4 +179,49 @@ TEST_CASE("attnc bench rejects wrong command lines with exit status 2", "[cli][b
   BenchResult help = run_bench("--help");
   CHECK(help.status == 0);
   CHECK(help.out.find("sliding-window") != std::string::npos);
+}
+
+TEST_CASE("attnc bench checks where its results go before the first case runs", "[cli][bench][outputs]") {
+  fs::path dir = bench_dir();
+  std::ofstream(dir / "a-file") << "x";
+  auto [args, message] = GENERATE_COPY(table<std::string, std::string>({
+      {"--json '" + (dir / "missing" / "b.json").string() + "'", "does not exist"},
+      {"--json '" + dir.string() + "'", "is a directory"},
+      {"--dump '" + (dir / "a-file" / "dump").string() + "'", "is not a directory"},
+  }));
+  CAPTURE(args);
+  BenchResult r = run_bench("--seq 64 --head-dim 16 --dtype fp32 --mod none --repeat 1 --no-ceiling " + args);
+  CHECK(r.status == 3);
+  CHECK(r.err.find(message) != std::string::npos);
+  CHECK(r.out.empty());  // not even the header: nothing ran
+}
+
+TEST_CASE("attnc bench prints the BLAS kernel of its ceiling and the FMA peaks of the cores", "[cli][bench]") {
+  fs::path json_path = bench_dir() / "references.json";
+  // The environment pins an old OpenBLAS kernel; the ceiling's child process must not inherit it.
+  std::string command = "OPENBLAS_CORETYPE=Prescott '" + std::string(ATTNC_BINARY) +
+                        "' bench --seq 128 --head-dim 16 --heads 2 --dtype fp32,bf16 --mod none --repeat 1 --json '" +
+                        json_path.string() + "' >'" + (bench_dir() / "refs.out").string() + "' 2>&1";
+  REQUIRE(std::system(command.c_str()) == 0);
+  std::string out = read_text(bench_dir() / "refs.out");
+  CAPTURE(out);
+  CHECK(out.find("FMA peak on") != std::string::npos);
+  CHECK(out.find("avx512-fp32") != std::string::npos);
+  CHECK(out.find("avx2-fp32") != std::string::npos);
+  CHECK(out.find("avx512-bf16") != std::string::npos);
+  CHECK(out.find("fp32pk%") != std::string::npos);
+  CHECK(out.find("bf16pk%") != std::string::npos);
+  nlohmann::json json = nlohmann::json::parse(read_text(json_path));
+  CHECK(json["fma_peaks"]["loops"].size() == 3);
+  CHECK(json["blas_overrides_in_environment"]["OPENBLAS_CORETYPE"] == "Prescott");
+  if (json["ceilings"].empty()) {
+    CHECK(out.find("no ceiling") != std::string::npos);
+  } else {
+    CHECK(out.find("OpenBLAS core ") != std::string::npos);
+    CHECK(json["ceilings"][0]["core"] != "Prescott");
+    CHECK(json["cases"][0]["ceiling_ratio"].is_number());
+  }
+  nlohmann::json bf16_case = case_object(json, "none-bf16-S128-D16");
+  CHECK(bf16_case["bf16_peak_ratio"].is_number() == json["fma_peaks"]["bf16_gflops"].is_number());
+  CHECK(case_object(json, "none-fp32-S128-D16")["bf16_peak_ratio"].is_null());
 }

@@ -186,3 +186,61 @@ TEST_CASE("attnc cache rejects wrong command lines with exit status 2", "[cli][c
   CHECK(help.status == 0);
   CHECK_THAT(help.out, Catch::Contains("Usage: attnc cache stats"));
 }
+
+TEST_CASE("attnc cache prune and verify --fix remove lock files with their entries", "[cli][cache][locks]") {
+  TempDirectory scratch;
+  fs::path dir = scratch.path() / "cache";
+  fill_cache(dir, 4, 10000);  // each compile leaves its key's lock file
+  auto locks = [&] {
+    size_t n = 0;
+    for (const auto& entry : fs::directory_iterator(dir)) n += entry.path().extension() == ".lock";
+    return n;
+  };
+  REQUIRE(locks() == 4);
+  std::string args = " --dir '" + dir.string() + "'";
+
+  Result pruned = run_attnc("cache prune --max-size 25K" + args, scratch.path());
+  CHECK(pruned.status == 0);
+  CHECK_THAT(pruned.out, Catch::Contains("removed 2 entries"));
+  CHECK(locks() == 2);
+
+  fs::resize_file(entry_file(dir, 3), fs::file_size(entry_file(dir, 3)) - 1);
+  Result fixed = run_attnc("cache verify --fix" + args, scratch.path());
+  CHECK(fixed.status == 0);
+  CHECK_FALSE(fs::exists(entry_file(dir, 3)));
+  CHECK(locks() == 1);
+
+  Result cleared = run_attnc("cache clear" + args, scratch.path());
+  CHECK(cleared.status == 0);
+  CHECK(fs::is_empty(dir));
+}
+
+TEST_CASE("attnc cache refuses a --dir that does not exist instead of creating it", "[cli][cache]") {
+  TempDirectory scratch;
+  fs::path missing = scratch.path() / "typo";
+  for (const char* action : {"clear", "stats", "list", "verify", "prune --max-size 1G"}) {
+    CAPTURE(action);
+    Result r = run_attnc(std::string("cache ") + action + " --dir '" + missing.string() + "'", scratch.path());
+    CHECK(r.status == 3);
+    CHECK_THAT(r.err, Catch::Contains("'" + missing.string() + "' does not exist"));
+    CHECK_FALSE(fs::exists(missing));
+  }
+}
+
+TEST_CASE("attnc cache refuses a directory others may write unless told it is shared and trusted",
+          "[cli][cache][trust]") {
+  TempDirectory scratch;
+  fs::path dir = scratch.path() / "cache";
+  fill_cache(dir, 1);
+  fs::permissions(dir, fs::perms::all);
+  std::string args = "cache list --dir '" + dir.string() + "'";
+  Result refused = run_attnc(args, scratch.path(), "ATTNC_CACHE_TRUST_SHARED=");
+  CHECK(refused.status == 3);
+  CHECK_THAT(refused.err, Catch::Contains("writable by group and others (mode 0777)") &&
+                              Catch::Contains("chmod 700 '" + dir.string() + "'"));
+  CHECK(refused.out.empty());
+  Result trusted = run_attnc(args + " --trust-shared-cache", scratch.path());
+  CHECK(trusted.status == 0);
+  CHECK_THAT(trusted.out, Catch::Contains(key_number(0).hash_hex()));
+  CHECK(run_attnc(args, scratch.path(), "ATTNC_CACHE_TRUST_SHARED=1").status == 0);
+}

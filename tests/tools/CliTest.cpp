@@ -198,3 +198,71 @@ TEST_CASE("attnc run explains bad arguments with the documented exit codes", "[c
     CHECK(r.err.find("1000") != std::string::npos);
   }
 }
+
+TEST_CASE("every command rejects a wrong command line before doing anything, with exit status 2", "[cli][usage]") {
+  fs::path out = scratch_dir() / "usage-out.npy";
+  const std::string run =
+      "run examples/mistral.attn --mask-mod sliding_window --arg window=16 "
+      "--q examples/inputs/q.npy --k examples/inputs/k.npy --v examples/inputs/v.npy -o '" +
+      out.string() + "'";
+  auto [args, message] = GENERATE_COPY(table<std::string, std::string>({
+      // An unknown option after arguments that would do work: nothing is done, nothing printed.
+      {"check examples/mistral.attn --bogus", "unknown option '--bogus'"},
+      {"ir examples/mistral.attn --mod causal --bogus", "unknown option '--bogus'"},
+      {run + " --bogus", "unknown option '--bogus'"},
+      {"compile examples/mistral.attn --dtype bf16 --head-dim 64 --arch sm_80 --emit cuda -o x.cu --bogus",
+       "unknown option '--bogus'"},
+      {"warmup examples/warmup.json --bogus", "unknown option '--bogus'"},
+      {"cache stats --bogus", "unknown option '--bogus'"},
+      {"bench --seq 64 --bogus", "unknown option '--bogus'"},
+      // A single-value option given twice is a mistake, not "the last one wins".
+      {"ir examples/mistral.attn --mod causal --mod sliding_window", "--mod is given 2 times"},
+      {run + " --q examples/inputs/k.npy", "--q is given 2 times"},
+      {run + " --kernel flash --kernel standard", "--kernel is given 2 times"},
+      {"bench --repeat 1 --repeat 2", "--repeat is given 2 times"},
+      {"warmup examples/warmup.json --jobs 1 --jobs 2", "--jobs is given 2 times"},
+      // An option without its value.
+      {"ir examples/mistral.attn --mod", "--mod needs a value"},
+  }));
+  CAPTURE(args);
+  fs::remove(out);
+  Result r = run_attnc(args);
+  CHECK(r.status == 2);
+  CHECK_THAT(r.err, Catch::Contains(message));
+  CHECK(r.out.empty());
+  CHECK_FALSE(fs::exists(out));
+}
+
+TEST_CASE("every command has a --help that names it, and the top-level help is true to the commands", "[cli][usage]") {
+  for (const char* command : {"check", "ir", "run", "compile", "warmup", "cache", "bench"}) {
+    CAPTURE(command);
+    Result help = run_attnc(std::string(command) + " --help");
+    CHECK(help.status == 0);
+    CHECK_THAT(help.out, Catch::StartsWith("Usage: attnc " + std::string(command)));
+    CHECK_THAT(help.out, Catch::Contains("--help"));
+    CHECK(help.err.empty());
+  }
+  Result prune = run_attnc("cache prune --help");
+  CHECK(prune.status == 0);
+  CHECK_THAT(prune.out, Catch::Contains("--max-size N") && Catch::Contains("K, M, G or T"));
+  Result main_help = run_attnc("--help");
+  CHECK_THAT(main_help.out, Catch::Contains("run FILE ...") && Catch::Contains("--device cuda"));
+  Result version = run_attnc("--version");
+  CHECK(version.status == 0);
+  CHECK_THAT(version.out, Catch::StartsWith("attnc "));
+}
+
+TEST_CASE("a directory given as a mod file is refused, not read as an empty file", "[cli]") {
+  fs::path dir = scratch_dir() / "a-directory.attn";
+  fs::create_directories(dir);
+  Result check = run_attnc("check '" + dir.string() + "'");
+  CHECK(check.status == 3);
+  CHECK_THAT(check.err, Catch::Contains(dir.string()) && Catch::Contains("is a directory"));
+  CHECK(check.out.empty());
+  Result run = run_attnc("run '" + dir.string() +
+                         "' --q examples/inputs/q.npy --k examples/inputs/k.npy --v examples/inputs/v.npy -o '" +
+                         (scratch_dir() / "dir-out.npy").string() + "'");
+  CHECK(run.status == 3);
+  CHECK_THAT(run.err, Catch::Contains("is a directory"));
+  CHECK(run_attnc("ir '" + dir.string() + "' --mod causal").status == 3);
+}

@@ -169,6 +169,19 @@ TEST_CASE("attnc warmup rejects malformed manifests, pointing at the place", "[c
        "\"dtypes\" is empty"},
       {"a duplicate key", "{\"version\": 1, \"version\": 1, \"kernels\": []}", "duplicate key \"version\""},
       {"an unterminated string", "{\"version\": 1, \"kernels\": [\"abc]}", "unterminated string"},
+      // Values deep in the document, after numbers (which nlohmann reads one character past).
+      {"a dtype on the third line",
+       "{\"version\": 1,\n \"kernels\": [{\"mask_mod\": \"causal\",\n   \"dtypes\": [\"bf16\", \"fp32\"], "
+       "\"head_dims\": [64], \"archs\": [\"sm_80\"]}]}",
+       "m.json:3:23: dtype \"fp32\""},
+      {"a head dim after other numbers",
+       "{\"version\": 1, \"kernels\": [{\"mask_mod\": \"causal\", \"dtypes\": [\"bf16\"],\n  \"head_dims\": [64, "
+       "128,64.5], \"archs\": [\"sm_80\"]}]}",
+       "m.json:2:25: a head dim (D, or [D, D_v]) must be an integer"},
+      {"an unknown key, pointed at",
+       "{\"version\": 1, \"kernels\": [{\"mask_mod\": \"causal\",\n  \"dtype\": [\"bf16\"]}]}",
+       "m.json:2:3: unknown key \"dtype\""},
+      {"a number beyond double's range", "{\"version\": 1e999, \"kernels\": []}", "m.json:1:"},
   }));
   CAPTURE(what);
   fs::path manifest = write_file(scratch.path() / "m.json", text);
@@ -268,4 +281,37 @@ TEST_CASE("the example manifest examples/warmup.json is valid and names 13 kerne
   CAPTURE(r.err);
   CHECK(r.status == 0);
   CHECK_THAT(r.out, Catch::Contains("warmup: 13 kernels: 13 compiled, 0 already cached, 0 failed"));
+}
+
+TEST_CASE("attnc warmup builds a configuration listed twice once, and says how many threads it used", "[cli][warmup]") {
+  TempDirectory scratch;
+  fs::path manifest = write_file(scratch.path() / "m.json", R"({"version": 1, "kernels": [
+    {"mask_mod": "causal", "dtypes": ["bf16", "bf16"], "head_dims": [64, 64], "archs": ["sm_80"]},
+    {"mask_mod": "causal", "dtypes": ["bf16"], "head_dims": [64], "archs": ["sm_80"]}
+  ]})");
+  fs::path log = scratch.path() / "compiles.log";
+  Result r = run_attnc("warmup " + quoted(manifest) + " --jobs 8 --cache-dir " + quoted(scratch.path() / "cache"),
+                       scratch.path(), "ATTNC_WARMUP_FAKE_COMPILER=" + quoted(log));
+  CAPTURE(r.out, r.err);
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("warmup: 1 kernel (4 repeated configurations skipped): 1 compiled, 0 already "
+                                    "cached, 0 failed"));
+  CHECK_THAT(r.out, Catch::Contains(" s, 1 thread) in "));
+  CHECK(compiles_in(log).size() == 1);
+  CHECK(count_of(r.err, "[1/1]") == 1);
+}
+
+TEST_CASE("attnc warmup refuses a cache directory others may write unless told it is shared", "[cli][warmup][trust]") {
+  TempDirectory scratch;
+  fs::path cache = scratch.path() / "cache";
+  fs::create_directories(cache);
+  fs::permissions(cache, fs::perms::all);
+  std::string args = "warmup examples/warmup.json --cache-dir " + quoted(cache);
+  std::string env = "ATTNC_WARMUP_FAKE_COMPILER=" + quoted(scratch.path() / "log");
+  Result refused = run_attnc(args, scratch.path(), env + " ATTNC_CACHE_TRUST_SHARED=");
+  CHECK(refused.status == 3);
+  CHECK_THAT(refused.err, Catch::Contains("writable by group and others") && Catch::Contains("--trust-shared-cache"));
+  CHECK_FALSE(fs::exists(scratch.path() / "log"));  // nothing compiled
+  Result trusted = run_attnc(args + " --trust-shared-cache", scratch.path(), env);
+  CHECK(trusted.status == 0);
 }

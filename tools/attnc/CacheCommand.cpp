@@ -8,39 +8,11 @@
 #include "runtime/cache/CacheDirectory.h"
 #include "runtime/cache/KernelKey.h"
 #include "runtime/core/RuntimeError.h"
-#include "tools/attnc/Command.h"
+#include "tools/attnc/CommandLine.h"
 
 namespace fs = std::filesystem;
 
 namespace attnc::cli {
-
-const char* const kCacheHelp = R"(Usage: attnc cache stats  [--dir DIR]
-       attnc cache list   [--dir DIR]
-       attnc cache verify [--fix] [--dir DIR]
-       attnc cache clear  [--dir DIR]
-       attnc cache prune  --max-size N [--dir DIR]
-
-Looks after the on-disk kernel cache (compiled kernels, one file per key).
-
-  stats    the directory, the number of entries and their total size
-  list     one line per entry, most recently used first: key hash, size,
-           last use and what the kernel is (mods' signatures, dtype, head
-           dims, tiles, architecture, NVRTC version)
-  verify   checks every entry's header, checksum and key, and lists the bad
-           ones; with --fix, removes them (they are rebuilt when next needed)
-  clear    removes every entry
-  prune    removes the least recently used entries until the cache holds at
-           most N bytes; N may end in K, M or G (powers of 1024)
-
-Options:
-  --dir DIR         the cache directory (default: $ATTNC_CACHE_DIR, else
-                    $XDG_CACHE_HOME/attnc, else ~/.cache/attnc)
-  --fix             (verify) remove the bad entries
-  --max-size N      (prune) the size to prune to
-
-Exit status: 0 on success, 2 on usage errors, 3 when the directory cannot be
-used, or when verify finds bad entries and --fix is not given.
-)";
 
 namespace {
 
@@ -104,7 +76,7 @@ int cache_verify(const CacheDirectory& dir, bool fix) {
     ++total;
     if (v.problem.empty()) continue;
     ++bad;
-    if (fix) dir.remove(v.entry.path);
+    if (fix) dir.remove_entry(v.entry.hash);  // with its lock file, under the lock
     fmt::print("{}: {}{}\n", v.entry.path.string(), v.problem, fix ? " (removed)" : "");
   }
   fmt::print("{} entr{} checked, {} bad{}\n", total, total == 1 ? "y" : "ies", bad,
@@ -116,34 +88,78 @@ int cache_verify(const CacheDirectory& dir, bool fix) {
 
 }  // namespace
 
+const char* const kNotes = R"(The directory is --dir DIR, which must exist, else $ATTNC_CACHE_DIR, else
+$XDG_CACHE_HOME/attnc, else ~/.cache/attnc (created 0700 when missing). A
+directory or entry that another user owns or that group or others may write is
+refused unless --trust-shared-cache (or ATTNC_CACHE_TRUST_SHARED=1) says the
+directory is shared on purpose: cached kernels are code that runs on the GPU.
+
+Exit status: 0 on success, 2 on usage errors, 3 when the directory cannot be
+used, or when verify finds bad entries and --fix is not given.
+)";
+
 int run_cache(Args args) {
-  if (args.empty()) throw UsageError("missing subcommand: stats, list, verify, clear or prune");
-  const std::string& action = args[0];
-  if (action != "stats" && action != "list" && action != "verify" && action != "clear" && action != "prune") {
-    throw UsageError("unknown subcommand '" + action + "' (expected stats, list, verify, clear or prune)");
-  }
   std::string dir_option, max_size_text;
-  bool fix = false;
-  for (size_t i = 1; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg == "--dir" || arg == "--cache-dir")
-      dir_option = option_value(args, i);
-    else if (arg == "--fix" && action == "verify")
-      fix = true;
-    else if (arg == "--max-size" && action == "prune")
-      max_size_text = option_value(args, i);
-    else if (arg.starts_with("-"))
-      throw UsageError("unknown option '" + arg + "' for cache " + action);
-    else
-      throw UsageError("unexpected argument '" + arg + "'");
-  }
+  bool fix = false, trust_shared_cache = false;
+  CommandLine command_line("attnc cache", R"(attnc cache stats  [--dir DIR]
+       attnc cache list   [--dir DIR]
+       attnc cache verify [--fix] [--dir DIR]
+       attnc cache clear  [--dir DIR]
+       attnc cache prune  --max-size N [--dir DIR]
+       (each also takes --trust-shared-cache))",
+                           R"(Looks after the on-disk kernel cache (compiled kernels, one file per key).
+)",
+                           kNotes);
+  auto add_common = [&](CLI::App* action) {
+    action->add_option("--dir,--cache-dir", dir_option, "the cache directory; it must exist (default: below)")
+        ->type_name("DIR");
+    action->add_flag("--trust-shared-cache", trust_shared_cache, "use a directory that other users own or may write");
+    return action;
+  };
+  add_common(command_line.add_action("stats", "the directory, the number of entries and their total size",
+                                     "attnc cache stats [--dir DIR]",
+                                     "Prints the directory, the number of entries, their total size and the\n"
+                                     "oldest and newest use.\n",
+                                     kNotes));
+  add_common(command_line.add_action("list", "one line per entry, most recently used first",
+                                     "attnc cache list [--dir DIR]",
+                                     "Prints one line per entry, most recently used first: key hash, size, last\n"
+                                     "use and what the kernel is (mods' signatures, dtype, head dims, tiles,\n"
+                                     "architecture, NVRTC version, options); a bad entry says what is wrong.\n",
+                                     kNotes));
+  add_common(command_line.add_action("verify", "check every entry; --fix removes the bad ones",
+                                     "attnc cache verify [--fix] [--dir DIR]",
+                                     "Checks every entry's header, checksum, key and owner, and lists the bad\n"
+                                     "ones; with --fix, removes them (with their lock files; they are rebuilt\n"
+                                     "when next needed).\n",
+                                     kNotes))
+      ->add_flag("--fix", fix, "remove the bad entries");
+  add_common(command_line.add_action("clear", "remove every entry", "attnc cache clear [--dir DIR]",
+                                     "Removes every entry, lock file and leftover temporary file.\n", kNotes));
+  add_common(command_line.add_action("prune", "remove least recently used entries down to a size",
+                                     "attnc cache prune --max-size N [--dir DIR]",
+                                     "Removes the least recently used entries (with their lock files) until the\n"
+                                     "cache holds at most N bytes; entries being rebuilt right now are kept.\n",
+                                     kNotes))
+      ->add_option("--max-size", max_size_text,
+                   "the size to prune to: bytes, or a number ending in\nK, M, G or T (powers of 1024: 500M, 2G)")
+      ->type_name("N");
+  if (!command_line.parse(args)) return kExitOk;
+  std::vector<CLI::App*> chosen = command_line.app().get_subcommands();
+  if (chosen.empty()) throw UsageError("missing subcommand: stats, list, verify, clear or prune");
+  const std::string action = chosen.front()->get_name();
   std::optional<uint64_t> max_size;
   if (action == "prune") {
     if (max_size_text.empty()) throw UsageError("prune needs --max-size N");
     max_size = parse_byte_size(max_size_text);
     if (!max_size) throw UsageError("--max-size: '" + max_size_text + "' is not a size (e.g. 500M, 2G)");
   }
-  CacheDirectory dir(dir_option.empty() ? default_cache_directory() : fs::path(dir_option));
+  // A directory named on the command line must exist: creating one at a mistyped path would hide
+  // the mistake. The default directory is created, as the library would create it.
+  CacheDirectoryOptions options;
+  options.create = dir_option.empty();
+  options.trust_shared = trust_shared_cache || trust_shared_cache_from_environment();
+  CacheDirectory dir(dir_option.empty() ? default_cache_directory() : fs::path(dir_option), options);
 
   if (action == "stats") return cache_stats(dir);
   if (action == "list") return cache_list(dir);

@@ -1,12 +1,11 @@
 #pragma once
-// The subcommands of attnc and what they share: exit codes, argument lists and usage errors.
-// Only tools/ prints or exits; each command returns its exit status to main().
+// The subcommands of attnc and what they share: exit codes and usage errors. Only tools/ prints
+// or exits; each command returns its exit status to main(). Each command parses its command line
+// with CommandLine (tools/attnc/CommandLine.h) before it does anything else.
 
 #include <span>
 #include <stdexcept>
 #include <string>
-#include <string_view>
-#include <vector>
 
 namespace attnc::cli {
 
@@ -33,18 +32,8 @@ int run_compile(Args args);
 int run_cache(Args args);
 int run_warmup(Args args);
 int run_bench(Args args);
-
-extern const char* const kCheckHelp;
-extern const char* const kIrHelp;
-extern const char* const kRunHelp;
-extern const char* const kCompileHelp;
-extern const char* const kCacheHelp;
-extern const char* const kWarmupHelp;
-extern const char* const kBenchHelp;
-
-// Small helpers for hand-written option loops.
-bool is_help(std::string_view arg);
-// The value after option args[i] ("--q X"), advancing i; a UsageError when missing.
-const std::string& option_value(Args args, size_t& i);
+// `attnc __sgemm-ceiling REQUEST`: not for people. The child process `attnc bench` measures its
+// sgemm ceiling in (bench/suite/Ceiling.h); prints the ceiling as JSON.
+int run_sgemm_ceiling(Args args);
 
 }  // namespace attnc::cli

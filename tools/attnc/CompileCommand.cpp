@@ -1,8 +1,6 @@
 // attnc compile: a file's mods fused into the attention kernel, emitted as CUDA C++, PTX or cubin.
-// Needs no GPU; PTX and cubin need NVRTC.
+// Needs no GPU; PTX and cubin need NVRTC (a cubin found in the kernel cache needs nothing).
 
-#include <charconv>
-#include <fstream>
 #include <optional>
 
 #include <fmt/format.h>
@@ -11,109 +9,113 @@
 #include "compiler/Frontend.h"
 #include "compiler/Pipeline.h"
 #include "compiler/Signature.h"
+#include "runtime/cache/KernelCache.h"
+#include "runtime/core/AtomicFile.h"
 #include "runtime/core/ModSpec.h"
 #include "runtime/core/RuntimeError.h"
+#include "runtime/cuda/Architectures.h"
+#include "runtime/cuda/CompileThroughCache.h"
 #include "runtime/cuda/KernelSource.h"
 #include "runtime/cuda/Nvrtc.h"
 #include "runtime/families/flash/FlashSource.h"
-#include "tools/attnc/Command.h"
+#include "tools/attnc/CommandLine.h"
 
 namespace attnc::cli {
-
-const char* const kCompileHelp = R"(Usage: attnc compile FILE [--score-mod NAME] [--mask-mod NAME]
-                     --dtype bf16|fp16 --head-dim D [--head-dim-v D]
-                     --arch sm_80|sm_86|sm_89|sm_90 --emit ptx|cubin|cuda -o OUT
-                     [--check-bounds] [--storage NAME=DTYPE]...
-
-Generates the CUDA code of the mods NAME of FILE, fuses it into the attention
-kernel for the given input dtype, head dims and GPU architecture, and writes:
-  cuda   the complete translation unit as one self-contained .cu file
-  ptx    the PTX NVRTC produces for it
-  cubin  the device binary for --arch
-No GPU is needed; ptx and cubin need NVRTC (libnvrtc.so.13). Parameters are
-not bound here: their values are arguments of the compiled kernel.
-
-Options:
-  --score-mod NAME     a score_mod of FILE (none: scores unchanged)
-  --mask-mod NAME      a mask_mod of FILE (none: every key kept)
-  --dtype bf16|fp16    the element type of q, k, v and the output (required)
-  --head-dim D         the head dim of q and k (required)
-  --head-dim-v D       the head dim of v and the output (default: --head-dim)
-  --arch ARCH          sm_80, sm_86, sm_89 or sm_90 (required)
-  --emit ptx|cubin|cuda  what to write (required)
-  -o, --out OUT        the output file (required)
-  --check-bounds       compile in device-side bounds checking of tensor loads
-  --storage NAME=DTYPE the storage type of tensor parameter NAME (default fp32
-                       for float, int32 for int, bool for bool tensors); e.g.
-                       --storage slopes=bf16 --storage ids=int64
-
-Exit status: 0 on success, 1 when FILE has errors, 2 on usage errors, 3 when a
-mod is missing, NVRTC is unavailable or the generated code does not compile.
-)";
 
 namespace {
 
 struct CompileOptions {
-  std::string file, score_mod, mask_mod, dtype, arch, emit, out;
-  std::optional<int> head_dim, head_dim_v;
-  bool check_bounds = false;
+  std::string file, score_mod, mask_mod, arch, emit, out, cache_dir;
+  DType dtype = DType::BF16;
+  int head_dim = 0, head_dim_v = 0;
+  bool check_bounds = false, no_cache = false, trust_shared_cache = false;
   std::vector<std::pair<std::string, DType>> storage;
 };
 
 int parse_head_dim(const std::string& text, const char* option) {
-  int value = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size() || value <= 0 || value > 1024) {
-    throw UsageError(fmt::format("{} takes a positive head dim, got '{}'", option, text));
-  }
-  return value;
+  std::optional<int> value = parse_int(text, 1, 1024);
+  if (!value) throw UsageError(fmt::format("{} takes a positive head dim, got '{}'", option, text));
+  return *value;
 }
 
-CompileOptions parse_options(Args args) {
+CompileOptions parse_options(Args args, bool& help) {
   CompileOptions o;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg == "--score-mod")
-      o.score_mod = option_value(args, i);
-    else if (arg == "--mask-mod")
-      o.mask_mod = option_value(args, i);
-    else if (arg == "--dtype")
-      o.dtype = option_value(args, i);
-    else if (arg == "--head-dim")
-      o.head_dim = parse_head_dim(option_value(args, i), "--head-dim");
-    else if (arg == "--head-dim-v")
-      o.head_dim_v = parse_head_dim(option_value(args, i), "--head-dim-v");
-    else if (arg == "--arch")
-      o.arch = option_value(args, i);
-    else if (arg == "--emit")
-      o.emit = option_value(args, i);
-    else if (arg == "-o" || arg == "--out")
-      o.out = option_value(args, i);
-    else if (arg == "--check-bounds")
-      o.check_bounds = true;
-    else if (arg == "--storage") {
-      const std::string& binding = option_value(args, i);
-      size_t eq = binding.find('=');
-      std::optional<DType> dtype = eq == std::string::npos ? std::nullopt : parse_dtype(binding.substr(eq + 1));
-      if (eq == 0 || !dtype) throw UsageError("--storage takes NAME=DTYPE (e.g. ids=int64), got '" + binding + "'");
-      o.storage.emplace_back(binding.substr(0, eq), *dtype);
-    } else if (arg.starts_with("-")) {
-      throw UsageError("unknown option '" + arg + "'");
-    } else if (o.file.empty()) {
-      o.file = arg;
-    } else {
-      throw UsageError("more than one mod file given ('" + o.file + "' and '" + arg + "')");
-    }
-  }
+  std::string dtype, head_dim, head_dim_v;
+  std::vector<std::string> storage;
+  const std::string archs = cuda::cuda_architecture_list();
+  CommandLine command_line("attnc compile",
+                           fmt::format(R"(attnc compile FILE [--score-mod NAME] [--mask-mod NAME]
+                     --dtype bf16|fp16 --head-dim D [--head-dim-v D]
+                     --arch ARCH --emit ptx|cubin|cuda -o OUT
+                     [--check-bounds] [--storage NAME=DTYPE]...
+                     [--no-cache | --cache-dir DIR [--trust-shared-cache]]
+ARCH: {})",
+                                       archs),
+                           R"(Generates the CUDA code of the mods NAME of FILE, fuses it into the attention
+kernel for the given input dtype, head dims and GPU architecture, and writes:
+  cuda   the complete translation unit as one self-contained .cu file
+  ptx    the PTX NVRTC produces for it
+  cubin  the device binary for --arch, through the kernel cache: a kernel
+         already cached (by `attnc warmup`, an earlier compile or a run) is
+         copied from it, and one compiled now is stored in it for the runtime
+No GPU is needed; ptx and cubin need NVRTC (libnvrtc.so.13) unless the cubin
+is cached. Parameters are not bound here: their values are arguments of the
+compiled kernel. OUT is checked before anything is compiled, and written whole
+or not at all.
+)",
+                           R"(Exit status: 0 on success, 1 when FILE has errors, 2 on usage errors, 3 when a
+mod is missing, NVRTC is unavailable or the generated code does not compile.
+)");
+  CLI::App& app = command_line.app();
+  app.add_option("FILE", o.file, "the mod file")->type_name("");
+  app.add_option("--score-mod", o.score_mod, "a score_mod of FILE (none: scores unchanged)")->type_name("NAME");
+  app.add_option("--mask-mod", o.mask_mod, "a mask_mod of FILE (none: every key kept)")->type_name("NAME");
+  app.add_option("--dtype", dtype, "the element type of q, k, v and the output: bf16 or fp16")
+      ->type_name("DTYPE")
+      ->required();
+  app.add_option("--head-dim", head_dim, "the head dim of q and k")->type_name("D")->required();
+  app.add_option("--head-dim-v", head_dim_v, "the head dim of v and the output (default: --head-dim)")->type_name("D");
+  app.add_option("--arch", o.arch, "the GPU architecture: " + archs)->type_name("ARCH")->required();
+  app.add_option("--emit", o.emit, "what to write: ptx, cubin or cuda")->type_name("WHAT")->required();
+  app.add_option("-o,--out", o.out, "the output file")->type_name("OUT")->required();
+  app.add_flag("--check-bounds", o.check_bounds, "compile in device-side bounds checking of tensor loads");
+  app.add_option("--storage", storage,
+                 "the storage type of tensor parameter NAME (default fp32\nfor float, int32 for int, bool for bool "
+                 "tensors); e.g.\n--storage slopes=bf16 --storage ids=int64")
+      ->type_name("NAME=DTYPE")
+      ->allow_extra_args(false);
+  CLI::Option* no_cache =
+      app.add_flag("--no-cache", o.no_cache, "(cubin) compile with NVRTC, neither reading nor filling\nthe cache");
+  app.add_option("--cache-dir", o.cache_dir,
+                 "(cubin) the kernel cache directory (default:\n$ATTNC_CACHE_DIR, else $XDG_CACHE_HOME/attnc, else\n"
+                 "~/.cache/attnc)")
+      ->type_name("DIR")
+      ->excludes(no_cache);
+  app.add_flag("--trust-shared-cache", o.trust_shared_cache,
+               "(cubin) use a cache directory that other users may\nwrite (docs/cli.md)")
+      ->excludes(no_cache);
+  help = !command_line.parse(args);
+  if (help) return o;
+
   if (o.file.empty()) throw UsageError("no mod file given");
-  if (o.dtype != "bf16" && o.dtype != "fp16") throw UsageError("--dtype bf16 or --dtype fp16 is required");
-  if (!o.head_dim) throw UsageError("--head-dim D is required");
-  if (o.arch != "sm_80" && o.arch != "sm_86" && o.arch != "sm_89" && o.arch != "sm_90") {
-    throw UsageError(o.arch.empty() ? "--arch is required (sm_80, sm_86, sm_89 or sm_90)"
-                                    : "--arch takes sm_80, sm_86, sm_89 or sm_90, got '" + o.arch + "'");
+  if (dtype != "bf16" && dtype != "fp16") throw UsageError("--dtype takes bf16 or fp16, got '" + dtype + "'");
+  o.dtype = dtype == "fp16" ? DType::F16 : DType::BF16;
+  o.head_dim = parse_head_dim(head_dim, "--head-dim");
+  o.head_dim_v = head_dim_v.empty() ? o.head_dim : parse_head_dim(head_dim_v, "--head-dim-v");
+  if (!cuda::is_cuda_arch(o.arch)) throw UsageError(fmt::format("--arch takes {}, got '{}'", archs, o.arch));
+  if (o.emit != "ptx" && o.emit != "cubin" && o.emit != "cuda") {
+    throw UsageError("--emit takes ptx, cubin or cuda, got '" + o.emit + "'");
   }
-  if (o.emit != "ptx" && o.emit != "cubin" && o.emit != "cuda") throw UsageError("--emit takes ptx, cubin or cuda");
-  if (o.out.empty()) throw UsageError("-o OUT is required");
+  if (o.emit != "cubin" && (command_line.given("--no-cache") || command_line.given("--cache-dir") ||
+                            command_line.given("--trust-shared-cache"))) {
+    throw UsageError("--no-cache, --cache-dir and --trust-shared-cache apply to --emit cubin only");
+  }
+  for (const std::string& binding : storage) {
+    size_t eq = binding.find('=');
+    std::optional<DType> parsed = eq == std::string::npos ? std::nullopt : parse_dtype(binding.substr(eq + 1));
+    if (eq == 0 || !parsed) throw UsageError("--storage takes NAME=DTYPE (e.g. ids=int64), got '" + binding + "'");
+    o.storage.emplace_back(binding.substr(0, eq), *parsed);
+  }
   return o;
 }
 
@@ -156,17 +158,42 @@ std::vector<DType> storage_for(const ir::ModDef& def, const CompileOptions& o, s
   return storage;
 }
 
-void write_file(const std::string& path, const char* data, size_t size) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(data, static_cast<std::streamsize>(size));
-  out.close();
-  if (!out) throw RuntimeError(fmt::format("cannot write '{}'", path));
+// The cubin of `plan` through the kernel cache, as the runtime would load it (the same key and the
+// same name-free source); says on `how` where it came from.
+std::string cached_cubin(const flash::FlashPlan& plan, const CompileOptions& o, std::string& how) {
+  KernelCacheOptions options;
+  options.directory = o.cache_dir;
+  options.require_disk = !o.cache_dir.empty();  // a directory asked for by name must be usable
+  options.trust_shared_directory = o.trust_shared_cache;
+  KernelCache cache(options);
+  if (!cache.has_disk()) {
+    fmt::print(stderr, "attnc compile: note: compiling without the kernel cache: {}\n",
+               cache.disk_unavailable_reason());
+  }
+  cuda::CudaBinary binary = cuda::compile_through_cache(
+      cache, plan.key, flash::kEntry, [&] { return flash::flash_program(plan, flash::flash_mods(plan.spec)); },
+      flash::flash_nvrtc_options(plan.spec));
+  const std::string* nvrtc = binary.key.find("nvrtc");
+  std::string where = cache.has_disk() ? "kernel cache " + cache.directory().string() : "kernel cache (memory only)";
+  how = fmt::format("NVRTC {}; {} {}{}", nvrtc ? *nvrtc : "?",
+                    binary.source == CacheSource::Compiled ? "compiled and stored in the" : "found in the", where,
+                    binary.source == CacheSource::Compiled ? "" : ", a cache hit");
+  for (const CacheEvent& event : cache.take_events()) {
+    if (event.kind == CacheEvent::Kind::DiskError && cache.has_disk()) {
+      fmt::print(stderr, "attnc compile: note: kernel cache: {}\n", event.detail);
+    }
+  }
+  return binary.kernel->payload;
 }
 
 }  // namespace
 
 int run_compile(Args args) {
-  CompileOptions o = parse_options(args);
+  bool help = false;
+  CompileOptions o = parse_options(args, help);
+  if (help) return kExitOk;
+  check_output_path(o.out);
+
   ir::Module module = ir::load_module_file(o.file);
   std::optional<ir::ModDef> score, mask;
   if (!o.score_mod.empty()) score = find_mod(module, o.file, o.score_mod, dsl::ModKind::Score);
@@ -182,30 +209,34 @@ int run_compile(Args args) {
   flash::FlashSpec spec;
   spec.score = score ? ModSpec{std::make_shared<const ir::ModDef>(std::move(*score)), score_storage} : ModSpec{};
   spec.mask = mask ? ModSpec{std::make_shared<const ir::ModDef>(std::move(*mask)), mask_storage} : ModSpec{};
-  spec.dtype = o.dtype == "fp16" ? DType::F16 : DType::BF16;
-  spec.head_dim = *o.head_dim;
-  spec.head_dim_v = o.head_dim_v.value_or(*o.head_dim);
+  spec.dtype = o.dtype;
+  spec.head_dim = o.head_dim;
+  spec.head_dim_v = o.head_dim_v;
   spec.arch = o.arch;
   spec.check_bounds = o.check_bounds;
   const flash::FlashPlan plan = flash::plan_flash_kernel(spec);
-  // Names in comments for readers of --emit cuda; the cache compiles name-free text.
-  const cuda::KernelProgram program = flash::flash_program(plan, flash::flash_mods(plan.spec, /*annotate_names=*/true));
   const std::string entry = flash::kEntry;
 
+  if (o.emit == "cubin" && !o.no_cache) {
+    std::string how;
+    std::string cubin = cached_cubin(plan, o, how);
+    write_file_atomically(o.out, cubin);
+    fmt::print("{}: cubin for {}, entry {}, {} bytes ({})\n", o.out, o.arch, entry, cubin.size(), how);
+    return kExitOk;
+  }
+  // Names in comments for readers of --emit cuda; the cache compiles name-free text.
+  const cuda::KernelProgram program = flash::flash_program(plan, flash::flash_mods(plan.spec, /*annotate_names=*/true));
   if (o.emit == "cuda") {
     std::string text = cuda::flatten_program(program);
-    write_file(o.out, text.data(), text.size());
+    write_file_atomically(o.out, text);
     fmt::print("{}: CUDA C++ for {}, entry {}, {} bytes\n", o.out, o.arch, entry, text.size());
     return kExitOk;
   }
   cuda::CompiledKernel kernel = cuda::Nvrtc::get().compile(program, flash::flash_nvrtc_options(plan.spec));
-  if (o.emit == "ptx") {
-    write_file(o.out, kernel.ptx.data(), kernel.ptx.size());
-  } else {
-    write_file(o.out, kernel.cubin.data(), kernel.cubin.size());
-  }
-  fmt::print("{}: {} for {}, entry {}, {} bytes (NVRTC {})\n", o.out, o.emit, o.arch, entry,
-             o.emit == "ptx" ? kernel.ptx.size() : kernel.cubin.size(), cuda::Nvrtc::get().version());
+  const std::string& bytes = o.emit == "ptx" ? kernel.ptx : std::string(kernel.cubin.begin(), kernel.cubin.end());
+  write_file_atomically(o.out, bytes);
+  fmt::print("{}: {} for {}, entry {}, {} bytes (NVRTC {}{})\n", o.out, o.emit, o.arch, entry, bytes.size(),
+             cuda::Nvrtc::get().version(), o.emit == "cubin" ? "; not cached: --no-cache" : "");
   return kExitOk;
 }
 

@@ -8,55 +8,39 @@
 #include "compiler/Signature.h"
 #include "compiler/TileClassifier.h"
 #include "runtime/core/RuntimeError.h"
-#include "tools/attnc/Command.h"
+#include "tools/attnc/CommandLine.h"
 
 namespace attnc::cli {
 
-const char* const kIrHelp = R"(Usage: attnc ir FILE --mod NAME [--print-after-all] [--canonical] [--tile-classifier]
-
-Prints the optimised IR of mod NAME from FILE (calls inlined, constants folded,
+int run_ir(Args args) {
+  std::string file, mod;
+  bool print_after_all = false, canonical = false, tile_classifier = false;
+  CommandLine command_line("attnc ir", "attnc ir FILE --mod NAME [--print-after-all] [--canonical] [--tile-classifier]",
+                           R"(Prints the optimised IR of mod NAME from FILE (calls inlined, constants folded,
 simplified, canonical operand order, shared subexpressions as tN temporaries),
 then a line `signature: <32 hex digits>`. Mods with the same signature share
 compiled kernels: formatting, comments, parameter and let names, operand order
 of commutative operators and mirrored comparisons do not change it.
-
-Options:
-  --mod NAME          the definition to print (required)
-  --print-after-all   print the IR after each pass of the pipeline
-  --canonical         print in the canonical style the signature hashes
-                      (no user names: parameters are $0, $1, ...)
-  --tile-classifier   for a mask mod, also print its tile classifier: the IR
-                      that decides EMPTY (0) / FULL (1) / PARTIAL (2) for a tile
-                      q_tile_first..q_tile_last x kv_tile_first..kv_tile_last
-
-The signature assumes the default storage of tensor parameters (fp32 for
+)",
+                           R"(The signature assumes the default storage of tensor parameters (fp32 for
 float, int32 for int, bool for bool); binding other storage types changes it.
-)";
 
-int run_ir(Args args) {
-  std::string file, mod;
-  bool print_after_all = false, tile_classifier = false;
-  ir::PrintStyle style = ir::PrintStyle::Readable;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg == "--mod") {
-      mod = option_value(args, i);
-    } else if (arg == "--print-after-all") {
-      print_after_all = true;
-    } else if (arg == "--canonical") {
-      style = ir::PrintStyle::Canonical;
-    } else if (arg == "--tile-classifier") {
-      tile_classifier = true;
-    } else if (arg.starts_with("-")) {
-      throw UsageError("unknown option '" + arg + "'");
-    } else if (file.empty()) {
-      file = arg;
-    } else {
-      throw UsageError("more than one file given ('" + file + "' and '" + arg + "')");
-    }
-  }
+Exit status: 0 on success, 1 when FILE has errors, 2 on usage errors, 3 when
+FILE cannot be read or defines no mod NAME.
+)");
+  CLI::App& app = command_line.app();
+  app.add_option("FILE", file, "the mod file")->type_name("");
+  app.add_option("--mod", mod, "the definition to print (required)")->type_name("NAME");
+  app.add_flag("--print-after-all", print_after_all, "print the IR after each pass of the pipeline");
+  app.add_flag("--canonical", canonical,
+               "print in the canonical style the signature hashes\n(no user names: parameters are $0, $1, ...)");
+  app.add_flag("--tile-classifier", tile_classifier,
+               "for a mask mod, also print its tile classifier: the IR\nthat decides EMPTY (0) / FULL (1) / "
+               "PARTIAL (2) for a tile\nq_tile_first..q_tile_last x kv_tile_first..kv_tile_last");
+  if (!command_line.parse(args)) return kExitOk;
   if (file.empty()) throw UsageError("no file given");
   if (mod.empty()) throw UsageError("--mod NAME is required");
+  const ir::PrintStyle style = canonical ? ir::PrintStyle::Canonical : ir::PrintStyle::Readable;
 
   ir::Module module = ir::load_module_file(file);
   const ir::ModDef* def = module.find(mod);

@@ -1,7 +1,11 @@
 // attnc run: attention with a file's mods over .npy tensors, on the CPU or (--device cuda) a GPU.
 
+#include <cfloat>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <optional>
 #include <variant>
 
@@ -9,6 +13,8 @@
 
 #include "compiler/Frontend.h"
 #include "runtime/Attention.h"
+#include "runtime/core/AtomicFile.h"
+#include "runtime/core/AttentionChecks.h"
 #include "runtime/core/Mod.h"
 #include "runtime/core/Npy.h"
 #include "runtime/core/RuntimeError.h"
@@ -16,17 +22,19 @@
 #include "runtime/cuda/DeviceTensor.h"
 #include "runtime/families/flash/FlashCpu.h"
 #include "runtime/reference/ReferenceAttention.h"
-#include "tools/attnc/Command.h"
+#include "tools/attnc/CommandLine.h"
 
 namespace attnc::cli {
 
-const char* const kRunHelp = R"(Usage: attnc run FILE [--score-mod NAME] [--mask-mod NAME]
+namespace {
+
+const char* const kUsage = R"(attnc run FILE [--score-mod NAME] [--mask-mod NAME]
                  --q Q.npy --k K.npy --v V.npy -o OUT.npy
                  [--arg NAME=VALUE | --arg NAME=FILE.npy]... [--scale X]
-                 [--lse LSE.npy] [--check-bounds] [--kernel flash|standard]
-                 [--device cpu|cuda]
+                 [--lse LSE.npy] [--dtype fp32|fp16|bf16] [--check-bounds]
+                 [--kernel flash|standard] [--device cpu|cuda] [--trust-shared-cache])";
 
-Runs attention with the mods NAME of FILE and writes the output as .npy. On the
+const char* const kDescription = R"(Runs attention with the mods NAME of FILE and writes the output as .npy. On the
 CPU (the default device) the kernel is flash: tiled, fp32, on all cores, skipping
 tiles the mask removes; --kernel standard runs the reference kernel (materialised
 scores, softmax in fp64), slow but the oracle the others are tested against.
@@ -37,109 +45,109 @@ q, k and v of one dtype.
 
 Shapes: q is (B, H, S, D); k is (B, H_kv, S_kv, D) and v is (B, H_kv, S_kv, D_v),
 with H a multiple of H_kv (grouped-query attention; H_kv = 1 is multi-query).
-Inputs may be fp32, fp16 or bf16 (bf16 as raw '<u2' bits); the output has q's
-dtype and shape (B, H, S, D_v). A query row whose keys are all masked gives 0
-(and log-sum-exp -inf).
-
-Options:
-  --score-mod NAME    a score_mod of FILE, applied to every scaled score
-  --mask-mod NAME     a mask_mod of FILE; masked scores are dropped
-  --q/--k/--v FILE    the input tensors (.npy)
-  -o, --out FILE      where to write the output (.npy)
-  --arg NAME=VALUE    binds scalar parameter NAME (int, float, or true/false)
-  --arg NAME=F.npy    binds tensor parameter NAME to the array in F.npy
-                      (a parameter declared by both mods is bound in both)
-  --scale X           the score scale (default 1/sqrt(D))
-  --lse FILE          also write the natural log-sum-exp, (B, H, S) fp32
-  --check-bounds      fail on an out-of-range tensor index, naming the mod,
-                      parameter, index and position, instead of clamping it
-  --kernel NAME       flash (the default) or standard (the fp64 reference);
-                      CPU only
-  --device NAME       cpu (the default) or cuda (needs the CUDA driver,
-                      libcuda.so.1, and a GPU)
-
-Exit status: 0 on success, 1 when FILE has errors, 2 on usage errors, 3 when
-files, shapes or arguments do not fit.
+Inputs may be fp32 ('<f4'), fp16 ('<f2') or bf16 (raw bits as '<u2', read only
+with --dtype bf16); the output has q's dtype and shape (B, H, S, D_v). A query
+row whose keys are all masked gives 0 (and log-sum-exp -inf). Every output
+location is checked before anything runs, and outputs appear whole or not at
+all.
 )";
 
-namespace {
+const char* const kNotes = R"(Exit status: 0 on success, 1 when FILE has errors, 2 on usage errors, 3 when
+files, shapes or arguments do not fit.
+)";
 
 struct RunOptions {
   std::string file, score_mod, mask_mod, q, k, v, out, lse;
   std::vector<std::pair<std::string, std::string>> args;  // NAME, VALUE
   std::optional<float> scale;
+  std::optional<DType> dtype;  // --dtype: what q, k and v must hold
   bool check_bounds = false;
   bool flash = true;  // --kernel flash (default) or standard
-  bool kernel_given = false;
   bool cuda = false;  // --device cuda
+  bool trust_shared_cache = false;
 };
 
+// A float from the command line: a number within float's range ("inf" and "-inf" too).
 float parse_float(const std::string& text, const std::string& what) {
   if (text == "inf" || text == "+inf") return INFINITY;
   if (text == "-inf") return -INFINITY;
-  float value = 0;
+  double value = 0;
   auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size()) {
+  if (end != text.data() + text.size() || (error != std::errc() && error != std::errc::result_out_of_range)) {
     throw UsageError(fmt::format("{}: '{}' is not a number", what, text));
   }
-  return value;
-}
-
-bool parse_kernel(const std::string& name) {
-  if (name != "flash" && name != "standard") {
-    throw UsageError("--kernel takes 'flash' or 'standard', got '" + name + "'");
+  // Beyond float's largest, or so small it would silently become 0.
+  if (error == std::errc::result_out_of_range || std::fabs(value) > FLT_MAX ||
+      (value != 0 && std::fabs(value) < double(FLT_TRUE_MIN) / 2)) {
+    throw UsageError(fmt::format("{}: '{}' is out of range for a float (magnitudes from {:g} to {:g}, or 0)", what,
+                                 text, FLT_TRUE_MIN, FLT_MAX));
   }
-  return name == "flash";
+  return static_cast<float>(value);
 }
 
-bool parse_device(const std::string& name) {
-  if (name != "cpu" && name != "cuda") throw UsageError("--device takes 'cpu' or 'cuda', got '" + name + "'");
-  return name == "cuda";
+std::optional<DType> parse_input_dtype(const std::string& name) {
+  if (name == "fp32") return DType::F32;
+  if (name == "fp16") return DType::F16;
+  if (name == "bf16") return DType::BF16;
+  throw UsageError("--dtype takes fp32, fp16 or bf16, got '" + name + "'");
 }
 
-RunOptions parse_options(Args args) {
+RunOptions parse_options(Args args, bool& help) {
   RunOptions o;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg == "--score-mod")
-      o.score_mod = option_value(args, i);
-    else if (arg == "--mask-mod")
-      o.mask_mod = option_value(args, i);
-    else if (arg == "--q")
-      o.q = option_value(args, i);
-    else if (arg == "--k")
-      o.k = option_value(args, i);
-    else if (arg == "--v")
-      o.v = option_value(args, i);
-    else if (arg == "-o" || arg == "--out")
-      o.out = option_value(args, i);
-    else if (arg == "--lse")
-      o.lse = option_value(args, i);
-    else if (arg == "--check-bounds")
-      o.check_bounds = true;
-    else if (arg == "--kernel")
-      o.flash = parse_kernel(option_value(args, i)), o.kernel_given = true;
-    else if (arg == "--device")
-      o.cuda = parse_device(option_value(args, i));
-    else if (arg == "--scale")
-      o.scale = parse_float(option_value(args, i), "--scale");
-    else if (arg == "--arg") {
-      const std::string& binding = option_value(args, i);
-      size_t eq = binding.find('=');
-      if (eq == std::string::npos || eq == 0) throw UsageError("--arg takes NAME=VALUE, got '" + binding + "'");
-      o.args.emplace_back(binding.substr(0, eq), binding.substr(eq + 1));
-    } else if (arg.starts_with("-")) {
-      throw UsageError("unknown option '" + arg + "'");
-    } else if (o.file.empty()) {
-      o.file = arg;
-    } else {
-      throw UsageError("more than one mod file given ('" + o.file + "' and '" + arg + "')");
-    }
-  }
+  std::string scale, kernel = "flash", device = "cpu", dtype;
+  std::vector<std::string> bindings;
+  CommandLine command_line("attnc run", kUsage, kDescription, kNotes);
+  CLI::App& app = command_line.app();
+  app.add_option("FILE", o.file, "the mod file")->type_name("");
+  app.add_option("--score-mod", o.score_mod, "a score_mod of FILE, applied to every scaled score")->type_name("NAME");
+  app.add_option("--mask-mod", o.mask_mod, "a mask_mod of FILE; masked scores are dropped")->type_name("NAME");
+  app.add_option("--q", o.q, "queries (.npy), (B, H, S, D)")->type_name("FILE")->required();
+  app.add_option("--k", o.k, "keys (.npy), (B, H_kv, S_kv, D)")->type_name("FILE")->required();
+  app.add_option("--v", o.v, "values (.npy), (B, H_kv, S_kv, D_v)")->type_name("FILE")->required();
+  app.add_option("-o,--out", o.out, "where to write the output (.npy)")->type_name("FILE")->required();
+  app.add_option("--arg", bindings,
+                 "binds scalar parameter NAME (int, float, or true/false),\nor tensor parameter NAME to the array in "
+                 "F.npy; a\nparameter declared by both mods is bound in both;\nrepeat for each parameter")
+      ->type_name("NAME=VALUE|NAME=F.npy")
+      ->allow_extra_args(false);
+  app.add_option("--scale", scale, "the score scale (default 1/sqrt(D))")->type_name("X");
+  app.add_option("--lse", o.lse, "also write the natural log-sum-exp, (B, H, S) fp32")->type_name("FILE");
+  app.add_option("--dtype", dtype,
+                 "what q, k and v must hold: fp32, fp16 or bf16 (bf16 is\nread from raw '<u2' bits, as `attnc bench "
+                 "--dump`\nwrites it); default: whatever each file holds")
+      ->type_name("DTYPE");
+  app.add_flag("--check-bounds", o.check_bounds,
+               "fail on an out-of-range tensor index, naming the mod,\nparameter, index and position, instead of "
+               "clamping it");
+  app.add_option("--kernel", kernel, "flash (the default) or standard (the fp64 reference);\nCPU only")
+      ->type_name("NAME");
+  app.add_option("--device", device, "cpu (the default) or cuda (needs the CUDA driver,\nlibcuda.so.1, and a GPU)")
+      ->type_name("NAME");
+  app.add_flag("--trust-shared-cache", o.trust_shared_cache,
+               "with --device cuda: use a kernel cache directory that\nother users may write (docs/cli.md)");
+  help = !command_line.parse(args);
+  if (help) return o;
+
   if (o.file.empty()) throw UsageError("no mod file given");
-  if (o.q.empty() || o.k.empty() || o.v.empty()) throw UsageError("--q, --k and --v are required");
-  if (o.out.empty()) throw UsageError("-o OUT.npy is required");
-  if (o.cuda && o.kernel_given) throw UsageError("--kernel chooses a CPU kernel; it does not go with --device cuda");
+  if (kernel != "flash" && kernel != "standard") {
+    throw UsageError("--kernel takes 'flash' or 'standard', got '" + kernel + "'");
+  }
+  if (device != "cpu" && device != "cuda") throw UsageError("--device takes 'cpu' or 'cuda', got '" + device + "'");
+  o.flash = kernel == "flash";
+  o.cuda = device == "cuda";
+  if (o.cuda && command_line.given("--kernel")) {
+    throw UsageError("--kernel chooses a CPU kernel; it does not go with --device cuda");
+  }
+  if (!scale.empty()) o.scale = parse_float(scale, "--scale");
+  if (!dtype.empty()) o.dtype = parse_input_dtype(dtype);
+  for (const std::string& binding : bindings) {
+    size_t eq = binding.find('=');
+    if (eq == std::string::npos || eq == 0) throw UsageError("--arg takes NAME=VALUE, got '" + binding + "'");
+    o.args.emplace_back(binding.substr(0, eq), binding.substr(eq + 1));
+  }
+  if (!o.lse.empty() && std::filesystem::weakly_canonical(o.lse) == std::filesystem::weakly_canonical(o.out)) {
+    throw UsageError("-o and --lse name the same file '" + o.out + "'");
+  }
   return o;
 }
 
@@ -160,8 +168,11 @@ bool bind_argument(Mod& mod, const std::string& name, const std::string& value) 
     case ir::Type::Int: {
       int64_t parsed = 0;
       auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), parsed);
-      if (error != std::errc() || end != value.data() + value.size()) {
+      if (end != value.data() + value.size() || (error != std::errc() && error != std::errc::result_out_of_range)) {
         throw UsageError(fmt::format("{}: '{}' is not an integer (the parameter is an int)", what, value));
+      }
+      if (error == std::errc::result_out_of_range) {
+        throw UsageError(fmt::format("{}: '{}' does not fit a 32-bit int", what, value));
       }
       mod.bind(name, parsed);
       break;
@@ -174,6 +185,16 @@ bool bind_argument(Mod& mod, const std::string& name, const std::string& value) 
     default: break;
   }
   return true;
+}
+
+void require_bound(const std::optional<Mod>& mod) {
+  if (!mod) return;
+  std::vector<std::string> unbound = mod->unbound_params();
+  if (unbound.empty()) return;
+  std::string how;
+  for (const std::string& name : unbound) how += fmt::format(" --arg {}=...", name);
+  throw RuntimeError(fmt::format("{}: parameter{} {} not bound; pass{}", mod->describe(), unbound.size() > 1 ? "s" : "",
+                                 fmt::join(unbound, ", "), how));
 }
 
 // A copy of `mod` whose tensor arguments live on the GPU.
@@ -212,12 +233,27 @@ void run_on_gpu(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, 
   if (lse) lse = cuda::to_host(device_lse);
 }
 
+// The kernels name themselves in their messages ("flash_attention: mod 'm': index 3 is out of
+// range ...") for callers of the library; a user of `attnc run` called none of them.
+std::string in_user_terms(const std::string& message) {
+  for (const char* function : {"flash_attention (cuda): ", "flash_attention: ", "standard_attention: "}) {
+    if (message.starts_with(function)) return message.substr(std::strlen(function));
+  }
+  return message;
+}
+
 }  // namespace
 
 int run_run(Args args) {
-  RunOptions o = parse_options(args);
-  ir::Module module = ir::load_module_file(o.file);
+  bool help = false;
+  RunOptions o = parse_options(args, help);
+  if (help) return kExitOk;
+  // Where the results go is checked before anything is read or computed.
+  check_output_path(o.out);
+  if (!o.lse.empty()) check_output_path(o.lse);
+  if (o.trust_shared_cache) ::setenv("ATTNC_CACHE_TRUST_SHARED", "1", 1);  // read by the runtime's kernel cache
 
+  ir::Module module = ir::load_module_file(o.file);
   std::optional<Mod> score_mod, mask_mod;
   if (!o.score_mod.empty()) score_mod = Mod::from_module(module, o.score_mod);
   if (!o.mask_mod.empty()) mask_mod = Mod::from_module(module, o.mask_mod);
@@ -227,26 +263,41 @@ int run_run(Args args) {
     if (mask_mod) bound = bind_argument(*mask_mod, name, value) || bound;
     if (!bound) throw UsageError(fmt::format("no selected mod has a parameter named '{}'", name));
   }
+  require_bound(score_mod);
+  require_bound(mask_mod);
 
-  Tensor q = read_npy(o.q), k = read_npy(o.k), v = read_npy(o.v);
+  Tensor q = read_npy(o.q, o.dtype), k = read_npy(o.k, o.dtype), v = read_npy(o.v, o.dtype);
   AttentionOptions options;
   options.score_mod = score_mod ? &*score_mod : nullptr;
   options.mask_mod = mask_mod ? &*mask_mod : nullptr;
   options.scale = o.scale;
   options.check_bounds = o.check_bounds;
-  if (q.rank() != 4 || v.rank() != 4) throw RuntimeError("q and v must have rank 4: (B, H, S, D)");
-  Tensor out = Tensor::empty(q.dtype(), {q.shape()[0], q.shape()[1], q.shape()[2], v.shape()[3]});
+  // The runtime's own checks, without an entry point's name: they name each tensor and its shape.
+  check_attention_inputs("", q, v);
+  Tensor out = Tensor::empty(q.dtype(), attention_out_shape(q, v));
   std::optional<Tensor> lse;
   if (!o.lse.empty()) lse = Tensor::empty(DType::F32, {q.shape()[0], q.shape()[1], q.shape()[2]});
-  if (o.cuda) {
-    run_on_gpu(q, k, v, out, options, score_mod, mask_mod, lse);
-  } else if (o.flash) {
-    flash_attention(q, k, v, out, options, lse ? &*lse : nullptr);
-  } else {
-    standard_attention(q, k, v, out, options, lse ? &*lse : nullptr);
+  check_attention_args("", q, k, v, out, options, lse ? &*lse : nullptr);
+  try {
+    if (o.cuda) {
+      run_on_gpu(q, k, v, out, options, score_mod, mask_mod, lse);
+    } else if (o.flash) {
+      flash_attention(q, k, v, out, options, lse ? &*lse : nullptr);
+    } else {
+      standard_attention(q, k, v, out, options, lse ? &*lse : nullptr);
+    }
+  } catch (const RuntimeError& e) {
+    throw RuntimeError(in_user_terms(e.what()));
   }
-  write_npy(o.out, out);
-  if (lse) write_npy(o.lse, *lse);
+  // Both outputs are written before either replaces anything: the set appears whole or not at all.
+  std::vector<AtomicFile> outputs;
+  outputs.emplace_back(o.out);
+  outputs.back().write(serialize_npy(out));
+  if (lse) {
+    outputs.emplace_back(o.lse);
+    outputs.back().write(serialize_npy(*lse));
+  }
+  for (AtomicFile& file : outputs) file.commit();
   return kExitOk;
 }
 

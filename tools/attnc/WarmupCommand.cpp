@@ -13,6 +13,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -28,40 +29,12 @@
 #include "runtime/cuda/CompileThroughCache.h"
 #include "runtime/cuda/Nvrtc.h"
 #include "runtime/families/flash/FlashSource.h"
-#include "tools/attnc/Command.h"
-#include "tools/attnc/Json.h"
+#include "tools/attnc/CommandLine.h"
+#include "tools/attnc/LocatedJson.h"
 
 namespace fs = std::filesystem;
 
 namespace attnc::cli {
-
-const char* const kWarmupHelp = R"(Usage: attnc warmup MANIFEST.json [--jobs N] [--cache-dir DIR]
-
-Compiles every kernel MANIFEST.json lists into the kernel cache, N at a time,
-so that later runs find them cached (the deployment step). Each entry of the
-manifest names a mod file (or none, for the built-in mods), a score mod and/or
-a mask mod, and lists of dtypes, head dims and architectures: one kernel is
-built for every combination. Kernels already in the cache are not rebuilt.
-
-Prints one line per finished kernel on stderr (an updating line when stderr is
-a terminal), then a summary: how many were compiled, already cached, and
-failed, with each failure's reason. Needs NVRTC, not a GPU.
-
-Options:
-  --jobs N, -j N      compile N kernels at once (default: the number of CPUs)
-  --cache-dir DIR     the cache directory (default: $ATTNC_CACHE_DIR, else
-                      $XDG_CACHE_HOME/attnc, else ~/.cache/attnc)
-
-Manifest (see docs/cli.md and examples/warmup.json):
-  {"version": 1,
-   "kernels": [{"file": "mistral.attn", "mask_mod": "sliding_window",
-                "dtypes": ["bf16"], "head_dims": [64, 128],
-                "archs": ["sm_80", "sm_90"]}]}
-
-Exit status: 0 when every kernel is compiled or cached, 1 when a mod file has
-errors, 2 on usage errors, 3 when the manifest is malformed or any kernel
-failed.
-)";
 
 namespace {
 
@@ -80,48 +53,49 @@ struct ManifestEntry {
 // Throws RuntimeError "MANIFEST:LINE:COL: message" for anything that is not a valid manifest.
 std::vector<ManifestEntry> read_manifest(const std::string& manifest_path) {
   std::ifstream in(manifest_path, std::ios::binary);
-  if (!in) throw RuntimeError(fmt::format("cannot read manifest '{}'", manifest_path));
+  std::error_code error;
+  if (!in || fs::is_directory(manifest_path, error)) {
+    throw RuntimeError(fmt::format("cannot read manifest '{}'", manifest_path));
+  }
   std::string text((std::istreambuf_iterator<char>(in)), {});
   std::vector<ManifestEntry> entries;
   try {
-    JsonValue root = parse_json(text);
-    root.as_object("the manifest");
-    for (const std::string& key : root.keys) {
-      if (key != "version" && key != "kernels") {
-        throw JsonError(root.find(key)->where(fmt::format("unknown key \"{}\" (expected version, kernels)", key)));
+    JsonDocument document = JsonDocument::parse(text);
+    JsonNode root = document.root();
+    for (const JsonMember& member : root.as_object("the manifest")) {
+      if (member.key != "version" && member.key != "kernels") {
+        throw JsonError(
+            member.value.where_key(fmt::format("unknown key \"{}\" (expected version, kernels)", member.key)));
       }
     }
-    const JsonValue* version = root.find("version");
-    if (version == nullptr) throw JsonError(root.where("missing \"version\": 1"));
-    if (version->as_integer("\"version\"") != 1) {
-      throw JsonError(version->where("this attnc reads manifest version 1"));
-    }
-    const JsonValue* kernels = root.find("kernels");
-    if (kernels == nullptr) throw JsonError(root.where("missing \"kernels\": [...]"));
-    for (const JsonValue& item : kernels->as_array("\"kernels\"")) {
-      item.as_object("each kernel entry");
+    std::optional<JsonNode> version = root.find("version");
+    if (!version) throw JsonError(root.where("missing \"version\": 1"));
+    if (version->as_integer("\"version\"") != 1) throw JsonError(version->where("this attnc reads manifest version 1"));
+    std::optional<JsonNode> kernels = root.find("kernels");
+    if (!kernels) throw JsonError(root.where("missing \"kernels\": [...]"));
+    for (const JsonNode& item : kernels->as_array("\"kernels\"")) {
       ManifestEntry entry;
       static const char* const kKeys[] = {"file",      "score_mod", "mask_mod",     "dtypes",
                                           "head_dims", "archs",     "check_bounds", "param_dtypes"};
-      for (size_t i = 0; i < item.keys.size(); ++i) {
-        if (std::find(std::begin(kKeys), std::end(kKeys), item.keys[i]) == std::end(kKeys)) {
-          throw JsonError(item.items[i].where(fmt::format(
+      for (const JsonMember& member : item.as_object("each kernel entry")) {
+        if (std::find(std::begin(kKeys), std::end(kKeys), member.key) == std::end(kKeys)) {
+          throw JsonError(member.value.where_key(fmt::format(
               "unknown key \"{}\" (expected file, score_mod, mask_mod, dtypes, head_dims, archs, check_bounds, "
               "param_dtypes)",
-              item.keys[i])));
+              member.key)));
         }
       }
       auto optional_string = [&](const char* key) -> std::string {
-        const JsonValue* v = item.find(key);
-        if (v == nullptr || v->kind == JsonValue::Kind::Null) return "";
+        std::optional<JsonNode> v = item.find(key);
+        if (!v || v->is_null()) return "";
         const std::string& s = v->as_string(fmt::format("\"{}\"", key));
         if (s.empty()) throw JsonError(v->where(fmt::format("\"{}\" is empty", key)));
         return s;
       };
-      auto required_list = [&](const char* key) -> const std::vector<JsonValue>& {
-        const JsonValue* v = item.find(key);
-        if (v == nullptr) throw JsonError(item.where(fmt::format("missing \"{}\": [...]", key)));
-        const std::vector<JsonValue>& list = v->as_array(fmt::format("\"{}\"", key));
+      auto required_list = [&](const char* key) -> std::vector<JsonNode> {
+        std::optional<JsonNode> v = item.find(key);
+        if (!v) throw JsonError(item.where(fmt::format("missing \"{}\": [...]", key)));
+        std::vector<JsonNode> list = v->as_array(fmt::format("\"{}\"", key));
         if (list.empty()) throw JsonError(v->where(fmt::format("\"{}\" is empty", key)));
         return list;
       };
@@ -132,18 +106,19 @@ std::vector<ManifestEntry> read_manifest(const std::string& manifest_path) {
       if (entry.score_mod.empty() && entry.mask_mod.empty()) {
         throw JsonError(item.where("an entry needs a \"score_mod\", a \"mask_mod\" or both"));
       }
-      for (const JsonValue& v : required_list("dtypes")) {
+      for (const JsonNode& v : required_list("dtypes")) {
         const std::string& name = v.as_string("a dtype");
         if (name != "bf16" && name != "fp16") {
           throw JsonError(v.where(fmt::format("dtype \"{}\": the kernels take \"bf16\" or \"fp16\"", name)));
         }
         entry.dtypes.push_back(name == "bf16" ? DType::BF16 : DType::F16);
       }
-      for (const JsonValue& v : required_list("head_dims")) {
-        if (v.kind == JsonValue::Kind::Array) {
-          if (v.items.size() != 2) throw JsonError(v.where("a head dim pair is [D, D_v]"));
-          entry.head_dims.emplace_back(static_cast<int>(v.items[0].as_integer("D")),
-                                       static_cast<int>(v.items[1].as_integer("D_v")));
+      for (const JsonNode& v : required_list("head_dims")) {
+        if (v.is_array()) {
+          std::vector<JsonNode> pair = v.as_array("a head dim pair");
+          if (pair.size() != 2) throw JsonError(v.where("a head dim pair is [D, D_v]"));
+          entry.head_dims.emplace_back(static_cast<int>(pair[0].as_integer("D")),
+                                       static_cast<int>(pair[1].as_integer("D_v")));
         } else {
           int d = static_cast<int>(v.as_integer("a head dim (D, or [D, D_v])"));
           entry.head_dims.emplace_back(d, d);
@@ -152,7 +127,7 @@ std::vector<ManifestEntry> read_manifest(const std::string& manifest_path) {
           throw JsonError(v.where("a head dim must be positive"));
         }
       }
-      for (const JsonValue& v : required_list("archs")) {
+      for (const JsonNode& v : required_list("archs")) {
         const std::string& arch = v.as_string("an architecture");
         try {
           cuda::check_cuda_arch(arch);
@@ -161,13 +136,13 @@ std::vector<ManifestEntry> read_manifest(const std::string& manifest_path) {
         }
         entry.archs.push_back(arch);
       }
-      if (const JsonValue* v = item.find("check_bounds")) entry.check_bounds = v->as_bool("\"check_bounds\"");
-      if (const JsonValue* v = item.find("param_dtypes")) {
-        v->as_object("\"param_dtypes\"");
-        for (size_t i = 0; i < v->keys.size(); ++i) {
-          std::optional<DType> dtype = parse_dtype(v->items[i].as_string("a parameter's dtype"));
-          if (!dtype) throw JsonError(v->items[i].where(fmt::format("unknown dtype \"{}\"", v->items[i].string)));
-          entry.param_dtypes[v->keys[i]] = *dtype;
+      if (std::optional<JsonNode> v = item.find("check_bounds")) entry.check_bounds = v->as_bool("\"check_bounds\"");
+      if (std::optional<JsonNode> v = item.find("param_dtypes")) {
+        for (const JsonMember& member : v->as_object("\"param_dtypes\"")) {
+          const std::string& name = member.value.as_string("a parameter's dtype");
+          std::optional<DType> dtype = parse_dtype(name);
+          if (!dtype) throw JsonError(member.value.where(fmt::format("unknown dtype \"{}\"", name)));
+          entry.param_dtypes[member.key] = *dtype;
         }
       }
       entries.push_back(std::move(entry));
@@ -284,34 +259,89 @@ std::vector<WarmupJob> make_jobs(const std::vector<ManifestEntry>& entries, cons
 // Only the first line of a multi-line reason goes on the progress line.
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
+// The jobs that build distinct kernels: a configuration listed twice (in one entry or in two) is
+// built once. Jobs whose key cannot be made are kept: each fails with its own reason.
+std::vector<WarmupJob> distinct_jobs(std::vector<WarmupJob> jobs, size_t& duplicates) {
+  std::vector<WarmupJob> distinct;
+  std::set<std::string> keys;
+  duplicates = 0;
+  for (WarmupJob& job : jobs) {
+    std::string key;
+    try {
+      key = job.make_key().serialize();
+    } catch (const std::exception&) {
+      distinct.push_back(std::move(job));
+      continue;
+    }
+    if (keys.insert(key).second) {
+      distinct.push_back(std::move(job));
+    } else {
+      ++duplicates;
+    }
+  }
+  return distinct;
+}
+
 }  // namespace
 
 int run_warmup(Args args) {
-  std::string manifest, cache_dir;
-  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg == "--jobs" || arg == "-j") {
-      const std::string& value = option_value(args, i);
-      char* end = nullptr;
-      long n = std::strtol(value.c_str(), &end, 10);
-      if (value.empty() || *end != '\0' || n < 1 || n > 1024) {
-        throw UsageError("--jobs takes a number from 1 to 1024, got '" + value + "'");
-      }
-      threads = static_cast<int>(n);
-    } else if (arg == "--cache-dir") {
-      cache_dir = option_value(args, i);
-    } else if (arg.starts_with("-")) {
-      throw UsageError("unknown option '" + arg + "'");
-    } else if (manifest.empty()) {
-      manifest = arg;
-    } else {
-      throw UsageError("more than one manifest given ('" + manifest + "' and '" + arg + "')");
-    }
+  std::vector<std::string> manifests;
+  std::string jobs_text, cache_dir;
+  bool trust_shared_cache = false;
+  CommandLine command_line("attnc warmup",
+                           "attnc warmup MANIFEST.json [--jobs N] [--cache-dir DIR] [--trust-shared-cache]",
+                           R"(Compiles every kernel MANIFEST.json lists into the kernel cache, N at a time,
+so that later runs find them cached (the deployment step). Each entry of the
+manifest names a mod file (or none, for the built-in mods), a score mod and/or
+a mask mod, and lists of dtypes, head dims and architectures: one kernel is
+built for every combination, and a combination listed twice is built once.
+Kernels already in the cache are not rebuilt.
+
+Prints one line per finished kernel on stderr (an updating line when stderr is
+a terminal), then a summary: how many were compiled, already cached, and
+failed, with each failure's reason. Needs NVRTC, not a GPU.
+)",
+                           fmt::format(R"(Manifest (see docs/cli.md and examples/warmup.json):
+  {{"version": 1,
+   "kernels": [{{"file": "mistral.attn", "mask_mod": "sliding_window",
+                "dtypes": ["bf16"], "head_dims": [64, 128],
+                "archs": ["sm_80", "sm_90"]}}]}}
+Architectures: {}.
+
+Exit status: 0 when every kernel is compiled or cached, 1 when a mod file has
+errors, 2 on usage errors, 3 when the manifest is malformed, the cache
+directory cannot be used, or any kernel failed.
+)",
+                                       cuda::cuda_architecture_list()));
+  CLI::App& app = command_line.app();
+  app.add_option("MANIFEST", manifests, "the manifest (JSON)")->type_name("");
+  app.add_option("-j,--jobs", jobs_text, "compile N kernels at once (default: the number of CPUs)")->type_name("N");
+  app.add_option("--cache-dir", cache_dir,
+                 "the cache directory (default: $ATTNC_CACHE_DIR, else\n$XDG_CACHE_HOME/attnc, else ~/.cache/attnc)")
+      ->type_name("DIR");
+  app.add_flag("--trust-shared-cache", trust_shared_cache,
+               "use a cache directory that other users own or may\nwrite (docs/cli.md)");
+  if (!command_line.parse(args)) return kExitOk;
+  if (manifests.empty()) throw UsageError("no manifest given");
+  if (manifests.size() > 1) {
+    throw UsageError("more than one manifest given ('" + manifests[0] + "' and '" + manifests[1] + "')");
   }
-  if (manifest.empty()) throw UsageError("no manifest given");
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (!jobs_text.empty()) {
+    std::optional<int> n = parse_int(jobs_text, 1, 1024);
+    if (!n) throw UsageError("--jobs takes a number from 1 to 1024, got '" + jobs_text + "'");
+    threads = *n;
+  }
+  const std::string& manifest = manifests[0];
 
   std::vector<ManifestEntry> entries = read_manifest(manifest);
+  KernelCacheOptions options;
+  options.directory = cache_dir;
+  options.require_disk = true;
+  options.max_disk_bytes = 0;  // a warmup never evicts what it (or an earlier one) just built
+  options.trust_shared_directory = trust_shared_cache;
+  KernelCache cache(options);
+
   Backend backend;
   if (const char* fake = std::getenv("ATTNC_WARMUP_FAKE_COMPILER"); fake != nullptr && *fake != '\0') {
     backend.fake_log = fake;
@@ -330,13 +360,8 @@ int run_warmup(Args args) {
     mods.push_back(load_entry_mods(entry));
     mod_text_errors = mod_text_errors || mods.back().mod_text_error;
   }
-  std::vector<WarmupJob> jobs = make_jobs(entries, mods, backend);
-
-  KernelCacheOptions options;
-  options.directory = cache_dir;
-  options.require_disk = true;
-  options.max_disk_bytes = 0;  // a warmup never evicts what it (or an earlier one) just built
-  KernelCache cache(options);
+  size_t duplicates = 0;
+  std::vector<WarmupJob> jobs = distinct_jobs(make_jobs(entries, mods, backend), duplicates);
 
   bool tty = ::isatty(STDERR_FILENO) != 0;
   auto on_done = [&](const WarmupOutcome& outcome, size_t done, size_t total) {
@@ -356,9 +381,12 @@ int run_warmup(Args args) {
   };
   WarmupSummary summary = warm_cache(cache, jobs, threads, on_done);
 
-  fmt::print("warmup: {} kernel{}: {} compiled, {} already cached, {} failed ({:.2f} s, {} job{}) in {}\n", jobs.size(),
-             jobs.size() == 1 ? "" : "s", summary.compiled, summary.cached, summary.failed, summary.seconds, threads,
-             threads == 1 ? "" : "s", cache.directory().string());
+  std::string repeated =
+      duplicates == 0 ? ""
+                      : fmt::format(" ({} repeated configuration{} skipped)", duplicates, duplicates == 1 ? "" : "s");
+  fmt::print("warmup: {} kernel{}{}: {} compiled, {} already cached, {} failed ({:.2f} s, {} thread{}) in {}\n",
+             jobs.size(), jobs.size() == 1 ? "" : "s", repeated, summary.compiled, summary.cached, summary.failed,
+             summary.seconds, summary.threads, summary.threads == 1 ? "" : "s", cache.directory().string());
   if (summary.failed > 0) {
     fmt::print(stderr, "failed:\n");
     for (const WarmupOutcome& outcome : summary.outcomes) {

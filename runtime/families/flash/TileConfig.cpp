@@ -43,7 +43,7 @@ size_t flash_shared_bytes(const TileConfig& config, int head_dim, int head_dim_v
 TileConfig choose_tile_config(int head_dim, int head_dim_v, int sm) {
   if (!is_supported_head_dim(head_dim) || !is_supported_head_dim(head_dim_v)) {
     throw RuntimeError("the flash-attention template supports head dims that are multiples of 16 up to 256; got " +
-                       std::to_string(head_dim) + " and " + std::to_string(head_dim_v));
+                       std::to_string(head_dim) + " for q and k and " + std::to_string(head_dim_v) + " for v");
   }
   normalize_arch(sm);
   // Registers, not shared memory, are the limit: Q's fragments (up to head dim 128), the S tile and

@@ -435,6 +435,73 @@ TEST_CASE("the cache directory is created with mode 0700 and entries appear atom
   }
 }
 
+TEST_CASE("a cache directory others may write is never loaded from unless trusted as shared",
+          "[runtime][cache][disk][trust]") {
+  TempDirectory dir;
+  fs::create_directories(dir.path());
+  FakeCompiler compiler;
+  {
+    KernelCache writer(disk_options(dir.path()));
+    writer.get_or_compile(test_key(1), compiler.function());
+  }
+  fs::permissions(dir.path(), fs::perms::all);  // 0777: anyone could plant a kernel here
+  ScopedEnv no_trust("ATTNC_CACHE_TRUST_SHARED", nullptr);
+
+  SECTION("the default cache carries on in memory, says why, and compiles rather than load") {
+    KernelCache cache(disk_options(dir.path()));
+    CHECK_FALSE(cache.has_disk());
+    CHECK_THAT(cache.disk_unavailable_reason(),
+               Catch::Contains(dir.path().string()) && Catch::Contains("writable by group and others (mode 0777)") &&
+                   Catch::Contains("chmod 700") && Catch::Contains("ATTNC_CACHE_TRUST_SHARED=1"));
+    std::vector<CacheEvent> events = cache.take_events();
+    REQUIRE(events.size() == 1);
+    CHECK(events[0].kind == CacheEvent::Kind::DiskError);
+    CHECK_THAT(events[0].detail, Catch::Contains("writable by group and others"));
+    CHECK(cache.get_or_compile(test_key(1), compiler.function()).source == CacheSource::Compiled);
+    CHECK(cache.stats().disk_hits == 0);
+  }
+  SECTION("a cache that needs its disk refuses with the reason") {
+    KernelCacheOptions options = disk_options(dir.path());
+    options.require_disk = true;
+    CHECK_THROWS_WITH(KernelCache(options), Catch::Contains("writable by group and others"));
+  }
+  SECTION("trusted as shared, by option or by ATTNC_CACHE_TRUST_SHARED=1, it is used") {
+    KernelCacheOptions options = disk_options(dir.path());
+    options.trust_shared_directory = true;
+    KernelCache trusted(options);
+    CHECK(trusted.has_disk());
+    CHECK(trusted.get_or_compile(test_key(1), compiler.function()).source == CacheSource::Disk);
+    ScopedEnv trust("ATTNC_CACHE_TRUST_SHARED", "1");
+    KernelCache by_environment(disk_options(dir.path()));
+    CHECK(by_environment.has_disk());
+  }
+}
+
+TEST_CASE("a cache entry others may write is discarded and rebuilt, never loaded", "[runtime][cache][disk][trust]") {
+  TempDirectory dir;
+  FakeCompiler compiler;
+  {
+    KernelCache writer(disk_options(dir.path()));
+    writer.get_or_compile(test_key(1), compiler.function());
+  }
+  fs::path entry = dir.path() / (test_key(1).hash_hex() + ".kernel");
+  fs::permissions(entry, fs::perms::owner_read | fs::perms::owner_write | fs::perms::others_write);
+  std::vector<CacheDirectory::Verification> checked = CacheDirectory(dir.path()).verify();
+  REQUIRE(checked.size() == 1);
+  CHECK_THAT(checked[0].problem, Catch::Contains("not trusted: writable by others (mode 0602)"));
+
+  KernelCache cache(disk_options(dir.path()));
+  CHECK(cache.get_or_compile(test_key(1), compiler.function()).source == CacheSource::Compiled);
+  CHECK(compiler.calls == 2);
+  std::vector<CacheEvent> events = cache.take_events();
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].kind == CacheEvent::Kind::Discarded);
+  CHECK_THAT(events[0].detail, Catch::Contains("writable by others"));
+  struct stat info {};
+  REQUIRE(::stat(entry.c_str(), &info) == 0);
+  CHECK((info.st_mode & 0777) == 0600);  // rebuilt by this user, for this user
+}
+
 TEST_CASE("the default cache directory follows ATTNC_CACHE_DIR, XDG_CACHE_HOME and HOME", "[runtime][cache]") {
   ScopedEnv home("HOME", "/home/someone");
   SECTION("ATTNC_CACHE_DIR first") {

@@ -200,3 +200,51 @@ TEST_CASE("unreadable files and device tensors are refused", "[runtime][npy]") {
   CHECK_THROWS_WITH(serialize_npy(Tensor::from_data(x, DType::F32, {2}, {}, Device::Cuda)), Catch::Contains("cuda"));
   CHECK_THROWS_AS(serialize_npy(Tensor()), RuntimeError);
 }
+
+TEST_CASE("an array larger than this machine's memory is refused by name and size before allocating",
+          "[runtime][npy]") {
+  // A sparse file whose header claims 2^40 floats (4 TiB) and whose size matches: nothing is wrong
+  // with the file, it just cannot be held in memory. Reading it must say so instead of ending in
+  // std::bad_alloc (or trying to read 4 TiB of zeros).
+  std::string path = temp_path("huge.npy");
+  std::string header = make_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776,), }", "");
+  std::ofstream(path, std::ios::binary) << header;
+  const uint64_t data_bytes = uint64_t{1} << 42;
+  if (::truncate(path.c_str(), static_cast<off_t>(header.size() + data_bytes)) != 0) {
+    WARN("this file system cannot hold a sparse 4 TiB file; the huge-array check was not tested");
+    std::filesystem::remove(path);
+    return;
+  }
+  CHECK_THROWS_AS(read_npy(path), RuntimeError);
+  CHECK_THROWS_WITH(read_npy(path), Catch::StartsWith(path + ": ") && Catch::Contains("4.0 TiB") &&
+                                        Catch::Contains(std::to_string(data_bytes) + " bytes") &&
+                                        Catch::Contains("more than this machine has"));
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("read_npy refuses a directory by name", "[runtime][npy]") {
+  std::string dir = temp_path("a-directory.npy");
+  std::filesystem::create_directories(dir);
+  CHECK_THROWS_WITH(read_npy(dir), Catch::StartsWith(dir + ": ") && Catch::Contains("is a directory"));
+  std::filesystem::remove(dir);
+}
+
+TEST_CASE("write_npy replaces a file whole and leaves nothing behind when it cannot write", "[runtime][npy]") {
+  std::string path = temp_path("atomic.npy");
+  write_npy(path, Tensor::zeros(DType::F32, {2}));
+  write_npy(path, Tensor::zeros(DType::F32, {3}));
+  CHECK(read_npy(path).numel() == 3);
+  std::vector<std::string> leftovers;
+  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::temp_directory_path())) {
+    std::string name = entry.path().filename().string();
+    if (name.find("atomic.npy") != std::string::npos && entry.path() != path) leftovers.push_back(name);
+  }
+  CHECK(leftovers.empty());
+  std::filesystem::remove(path);
+  std::string dir = temp_path("a-directory-to-write");
+  std::filesystem::create_directories(dir);
+  CHECK_THROWS_WITH(write_npy(dir, Tensor::zeros(DType::F32, {1})),
+                    Catch::Contains(dir) && Catch::Contains("directory"));
+  CHECK(std::filesystem::is_directory(dir));
+  std::filesystem::remove(dir);
+}
