@@ -98,6 +98,13 @@ float exp2_approx(float x);
 //   them in between is reported;
 // - a tensor-map store reads shared memory at the cp.async.bulk.wait_group.read that retires it.
 
+// When tensor-map loads land in shared memory. Latest (the default) delivers them when a thread
+// waits for their barrier's phase, which exposes reads that do not wait; Earliest delivers them as
+// they are issued, which exposes buffers released while an earlier reader (a wgmma still in flight)
+// needs them. Kernel tests run in both. Per host thread; applies to the launches that follow.
+enum class TmaDelivery { Latest, Earliest };
+void set_tma_delivery(TmaDelivery delivery);
+
 // The 32-bit shared-window address of `p` (an offset from the start of the block's dynamic shared
 // memory, which is what the emulated descriptors, barriers and tensor-map copies take).
 uint32_t shared_address(const void* p);

@@ -178,6 +178,7 @@ struct HopperBlock {
 };
 
 thread_local std::unique_ptr<HopperBlock> t_hopper;
+thread_local TmaDelivery t_tma_delivery = TmaDelivery::Latest;
 
 HopperBlock& hopper() {
   ATTNC_ASSERT(t_hopper != nullptr, "a Hopper primitive was called outside a host launch");
@@ -565,6 +566,8 @@ void hopper_block_end() {
 
 }  // namespace detail
 
+void set_tma_delivery(TmaDelivery delivery) { t_tma_delivery = delivery; }
+
 uint32_t shared_address(const void* p) {
   const auto* byte = static_cast<const unsigned char*>(p);
   const unsigned char* base = detail::shared_base();
@@ -652,7 +655,11 @@ void tma_load(void* shared_dst, const void* map, const int32_t* coords, void* ba
   shared_pointer(load.shared_dst, box_elements(data) * data.element_bytes, "a tensor-map load");
   detail::stats().tma_load_bytes += box_elements(data) * data.element_bytes;
   Mbarrier& m = barrier_at(barrier);
-  m.loads.push_back(load);
+  if (t_tma_delivery == TmaDelivery::Earliest) {
+    deliver(load, m);
+  } else {
+    m.loads.push_back(load);
+  }
   progress(m);
 }
 

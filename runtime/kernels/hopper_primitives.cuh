@@ -39,6 +39,15 @@ struct alignas(64) TensorMap {
   uint64_t opaque[16];
 };
 
+// The grid's extent in x (gridDim.x), for kernels that walk their blocks in another order.
+ATTNC_DEVICE_INLINE int grid_dim_x() {
+#if ATTNC_ON_DEVICE
+  return static_cast<int>(gridDim.x);
+#else
+  return static_cast<int>(attnc::host_emulation::grid_dim().x);
+#endif
+}
+
 // The 32-bit shared-window address of a shared-memory pointer (what descriptors, mbarriers and
 // bulk copies take).
 ATTNC_DEVICE_INLINE uint32_t smem_address(const void* p) {
@@ -242,6 +251,12 @@ ATTNC_DEVICE_INLINE void fence_operands(uint32_t (&r)[N]) {
 #else
   (void)r;
 #endif
+}
+
+template <int N, int M>
+ATTNC_DEVICE_INLINE void fence_operands(uint32_t (&r)[N][M]) {
+  ATTNC_UNROLL
+  for (int i = 0; i < N; ++i) fence_operands(r[i]);
 }
 
 }  // namespace attnc_dev
