@@ -426,7 +426,7 @@ void issue_mma(Warpgroup& wg) {
   wg.open.push_back(std::move(op));
 }
 
-void complete_collective(Warpgroup& wg, int first_thread) {
+void complete_collective(Warpgroup& wg) {
   const WarpgroupSlot& first = wg.slots[0];
   for (int thread = 1; thread < kWarpgroupThreads; ++thread) {
     const WarpgroupSlot& s = wg.slots[thread];
@@ -456,7 +456,6 @@ void complete_collective(Warpgroup& wg, int first_thread) {
       wg.registers = first.value;
       break;
   }
-  (void)first_thread;
 }
 
 // Every thread of the calling thread's warpgroup deposits its slot; the last to arrive performs the
@@ -479,7 +478,7 @@ void warpgroup_collective(int kind, const WarpgroupSlot& slot) {
   wg.slots[thread % kWarpgroupThreads].kind = kind;
   if (++wg.arrived == kWarpgroupThreads) {
     wg.arrived = 0;
-    complete_collective(wg, thread - thread % kWarpgroupThreads);
+    complete_collective(wg);
     const int first = thread - thread % kWarpgroupThreads;
     for (int other = first; other < first + kWarpgroupThreads; ++other) {
       if (other != thread) detail::wake(other);

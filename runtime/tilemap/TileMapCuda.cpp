@@ -26,8 +26,6 @@ constexpr size_t align_up(size_t value, size_t alignment) { return (value + alig
 // BuildParams<ModParams> is a fixed prefix, then the generated struct at its alignment.
 constexpr size_t kModsUnaligned = offsetof(attnc_tile_map::BuildParams<char>, mods);
 
-int32_t as_int32(int64_t value) { return static_cast<int32_t>(value); }
-
 }  // namespace
 
 TileMapKernel::TileMapKernel(TileMapPlan plan, std::shared_ptr<const CachedKernel> binary, ir::CudaModSource mods,

@@ -22,7 +22,8 @@
 // Pipeline. K and V tiles go through rings of STAGES shared-memory buffers, each guarded by a
 // "full" mbarrier (the producer's expect_tx plus the TMA bytes) and an "empty" one (one arrival
 // per consumer warpgroup, after the wgmma that read the buffer has retired). The producer loads
-// K_0, then K_i and V_(i-1) for each next tile, then the last V: the order the consumers use them.
+// K_0 and a V tile of zeros, then K_i and V_(i-1) for each next tile, then the last V: the order
+// the consumers use them (the zero tile lets tile 0 run the loop body of every other tile).
 // Each consumer overlaps within itself (intra-warpgroup): it issues S_i = Q K_i^T and then
 // O += P_(i-1) V_(i-1), waits for S_i only, runs the mods and the softmax of tile i while P V is
 // still on the tensor cores, then waits for P V, rescales O and packs P_i. And the two consumers

@@ -144,8 +144,9 @@ TEST_CASE("the Hopper template without mods matches the reference", "[runtime][f
     check<NoMods, bf16_t, 64, 64, 32, 2>(Shape{1, 4, 2, 150, 203}, {}, nullptr, nullptr);
     check<NoMods, f16_t, 64, 64, 16, 3>(Shape{1, 2, 1, 77, 133}, {}, nullptr, nullptr);
   }
-  SECTION("head dims 128 and 256, and Dv != D") {
+  SECTION("head dims 128, 192 and 256, and Dv != D") {
     check<NoMods, bf16_t, 128, 128, 64, 2>(Shape{1, 2, 2, 100, 90}, {}, nullptr, nullptr);
+    check<NoMods, bf16_t, 192, 192, 80, 2>(Shape{1, 1, 1, 70, 170}, {}, nullptr, nullptr);
     check<NoMods, f16_t, 256, 256, 80, 2>(Shape{1, 1, 1, 70, 170}, {}, nullptr, nullptr);
     check<NoMods, bf16_t, 128, 64, 32, 2>(Shape{2, 2, 1, 45, 83}, {}, nullptr, nullptr);
   }
