@@ -332,4 +332,16 @@ TEST_CASE("attention() takes the Hopper family and reuses a tile map built once"
   const Mod other = test::on_device(document_mask_mod(document_ids(1, 500)));
   options.mask_mod = &other;
   CHECK_THROWS_WITH(attention(dq, dk, dv, out, options), Catch::Contains("another argument for parameter 'ids'"));
+
+  // Bounds checking: ids shorter than the sequence, ending with a document boundary inside the last
+  // 128 positions so that the tiles past them are PARTIAL and evaluate the mask (FULL and EMPTY
+  // tiles evaluate nothing, as in the flash family).
+  std::vector<int32_t> ids(300);
+  for (int i = 0; i < 300; ++i) ids[size_t(i)] = i < 280 ? i / 100 : 3;
+  const Mod short_ids = test::on_device(document_mask_mod(Tensor::from_vector(ids, {1, 300})));
+  AttentionOptions checked;
+  checked.mask_mod = &short_ids;
+  checked.check_bounds = true;
+  CHECK_THROWS_WITH(attention(dq, dk, dv, out, checked),
+                    Catch::Contains("out of range for dimension 1 of parameter 'ids' (extent 300)"));
 }
