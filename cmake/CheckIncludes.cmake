@@ -25,6 +25,7 @@ set(ATTNC_PARTS
     runtime/cpu
     runtime/cache
     runtime/cuda
+    runtime/tilemap
     runtime/families
     runtime
     bench

@@ -1,13 +1,18 @@
 #include "runtime/Attention.h"
 
+#include <cstdlib>
+#include <mutex>
 #include <string>
 #include <variant>
 
 #include <fmt/format.h>
 
 #include "runtime/core/RuntimeError.h"
+#include "runtime/cuda/CudaDriver.h"
 #include "runtime/families/flash/FlashCpu.h"
 #include "runtime/families/flash/FlashCuda.h"
+#include "runtime/families/flash_sm90/FlashSm90Cuda.h"
+#include "runtime/tilemap/TileMap.h"
 
 namespace attnc {
 
@@ -32,6 +37,20 @@ void check_mod_device(Device device, const Mod* mod) {
   }
 }
 
+// Whether a CUDA call goes to the Hopper family: device 0 is sm_90a (asked once per process), the
+// kernel takes the call, and ATTNC_NO_SM90 is not set.
+bool use_sm90(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out) {
+  static std::once_flag once;
+  static bool hopper = false;
+  std::call_once(once, [] {
+    const char* off = std::getenv("ATTNC_NO_SM90");
+    // Without a driver the flash family's path reports it (after its argument checks), as before.
+    hopper = (off == nullptr || std::string(off) != "1") && cuda::CudaDriver::available() &&
+             cuda::CudaDriver::get().device_count() > 0 && cuda::CudaDriver::get().device_info(0).arch() == "sm_90a";
+  });
+  return hopper && flash_sm90::flash_sm90_accepts(q, k, v, out);
+}
+
 }  // namespace
 
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const AttentionOptions& options,
@@ -46,8 +65,24 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, c
   check_mod_device(device, options.mask_mod);
   switch (device) {
     case Device::Cpu: flash_attention(q, k, v, out, options, lse); return;
-    case Device::Cuda: flash::flash_attention_cuda(q, k, v, out, options, lse); return;
+    case Device::Cuda:
+      if (use_sm90(q, k, v, out)) {
+        flash_sm90::flash_attention_sm90(q, k, v, out, options, lse);
+      } else {
+        flash::flash_attention_cuda(q, k, v, out, options, lse);
+      }
+      return;
   }
+}
+
+std::shared_ptr<const TileMap> build_tile_map(const Tensor& q, const Tensor& k, const Tensor& v,
+                                              const AttentionOptions& options) {
+  if (!q.defined() || q.device() != Device::Cuda || options.mask_mod == nullptr) return nullptr;
+  // The output's layout does not change the choice: a contiguous one of q's dtype stands in.
+  const Tensor out =
+      Tensor::from_data(q.data(), q.dtype(), {q.size(0), q.size(1), q.size(2), v.size(3)}, {}, Device::Cuda);
+  if (!use_sm90(q, k, v, out)) return nullptr;
+  return flash_sm90::build_flash_sm90_tile_map(q, k, v, options);
 }
 
 }  // namespace attnc

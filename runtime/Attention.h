@@ -1,9 +1,14 @@
 #pragma once
 // The one-call attention API: computes attention wherever the tensors live, picking the kernel
 // family by device. CPU tensors run the CPU flash kernel (runtime/families/flash/FlashCpu.h); CUDA
-// tensors compile the mods through the process-wide kernel cache and launch the flash family's CUDA
-// kernel (runtime/families/flash/FlashCuda.h), waiting for it to finish. The contract is
+// tensors compile the mods through the process-wide kernel cache and launch, on a compute
+// capability 9.0 GPU, the Hopper family (runtime/families/flash_sm90/FlashSm90Cuda.h) for the head
+// dims and layouts it takes, else the flash family's template (runtime/families/flash/FlashCuda.h),
+// waiting for it to finish. ATTNC_NO_SM90=1 in the environment keeps CUDA calls on the flash family
+// (for comparisons). The contract is
 // standard_attention's (runtime/reference/ReferenceAttention.h, docs/semantics.md).
+
+#include <memory>
 
 #include "runtime/core/AttentionOptions.h"
 #include "runtime/core/Tensor.h"
@@ -17,5 +22,14 @@ namespace attnc {
 // out as FlashKernel::launch requires.
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const AttentionOptions& options = {},
                Tensor* lse = nullptr);
+
+// The tile map attention() would build for calls with these tensors' shapes, options.mask_mod (with
+// its bound arguments) and options.q_offset, built once so that repeated calls skip the pre-pass:
+// pass it as options.tile_map while the mask's arguments stay the same (the kernel checks sizes,
+// q_offset, tiles, mask signature and argument identity, not tensor contents). Null when the kernel
+// attention() picks for these tensors does not use tile maps (the CPU kernel, the sm_80 template,
+// no mask mod): such calls need none.
+std::shared_ptr<const TileMap> build_tile_map(const Tensor& q, const Tensor& k, const Tensor& v,
+                                              const AttentionOptions& options);
 
 }  // namespace attnc

@@ -10,6 +10,8 @@
 
 namespace attnc {
 
+class TileMap;  // runtime/tilemap/TileMap.h
+
 struct AttentionOptions {
   const Mod* score_mod = nullptr;  // a fully bound score mod, or none (identity)
   const Mod* mask_mod = nullptr;   // a fully bound mask mod, or none (keep everything)
@@ -21,6 +23,11 @@ struct AttentionOptions {
   int32_t q_offset = 0;
   // Out-of-range tensor indices in mods become RuntimeErrors instead of being clamped.
   bool check_bounds = false;
+  // A tile map the caller built for calls like this one (runtime/Attention.h, build_tile_map): for
+  // the mask mod's signature and bound arguments, the sizes, q_offset and the kernel's tiles, which
+  // the kernel checks. Kernels that walk tile maps (the Hopper family) then skip building one per
+  // call; the others ignore it. Null: built when needed.
+  const TileMap* tile_map = nullptr;
   // Precision of dot products and softmax. Scores passed to mods are fp32 either way.
   enum class Accumulation { F64, F32 } accumulation = Accumulation::F64;
 };

@@ -44,6 +44,9 @@ struct CudaDriver::Api {
   CUresult (*MemcpyHtoD)(CuDevicePtr, const void*, size_t);
   CUresult (*MemcpyDtoH)(void*, CuDevicePtr, size_t);
   CUresult (*MemsetD8)(CuDevicePtr, unsigned char, size_t);
+  // Optional (CUDA 12 drivers and newer): tensor maps for TMA.
+  CUresult (*TensorMapEncodeTiled)(void*, int, uint32_t, void*, const uint64_t*, const uint64_t*, const uint32_t*,
+                                   const uint32_t*, int, int, int, int);
 };
 
 namespace {
@@ -93,6 +96,8 @@ Loaded load() {
   resolve(handle, "cuMemcpyHtoD_v2", a.MemcpyHtoD, missing);
   resolve(handle, "cuMemcpyDtoH_v2", a.MemcpyDtoH, missing);
   resolve(handle, "cuMemsetD8_v2", a.MemsetD8, missing);
+  // Optional: a driver without it still runs every kernel but the Hopper family's.
+  a.TensorMapEncodeTiled = reinterpret_cast<decltype(a.TensorMapEncodeTiled)>(dlsym(handle, "cuTensorMapEncodeTiled"));
   if (!missing.empty()) {
     loaded.error = "the CUDA driver (libcuda.so.1) lacks " + missing + "; update the GPU driver";
     return loaded;
@@ -231,6 +236,21 @@ void CudaDriver::synchronize(CuStream stream) const {
   } else {
     check(api_->StreamSynchronize(stream), "cuStreamSynchronize");
   }
+}
+
+void CudaDriver::encode_tensor_map_tiled(void* map, TensorMapElement element, uint32_t rank, const void* global,
+                                         const uint64_t* dims, const uint64_t* strides, const uint32_t* box,
+                                         TensorMapSwizzle swizzle) const {
+  if (api_->TensorMapEncodeTiled == nullptr) {
+    throw RuntimeError("the CUDA driver has no cuTensorMapEncodeTiled (tensor maps need a CUDA 12 driver or newer)");
+  }
+  constexpr int kFloat16 = 6, kBfloat16 = 9;  // CU_TENSOR_MAP_DATA_TYPE_FLOAT16 / _BFLOAT16
+  constexpr int kInterleaveNone = 0, kL2Promotion128B = 2, kOobFillZero = 0;  // CU_TENSOR_MAP_*
+  const uint32_t element_strides[5] = {1, 1, 1, 1, 1};
+  check(api_->TensorMapEncodeTiled(map, element == TensorMapElement::BF16 ? kBfloat16 : kFloat16, rank,
+                                   const_cast<void*>(global), dims, strides, box, element_strides, kInterleaveNone,
+                                   static_cast<int>(swizzle), kL2Promotion128B, kOobFillZero),
+        "cuTensorMapEncodeTiled");
 }
 
 CudaModule::CudaModule(const std::vector<char>& image) {

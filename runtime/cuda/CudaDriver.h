@@ -68,6 +68,17 @@ class CudaDriver {
   void memset(CuDevicePtr to, uint8_t value, size_t bytes) const;
   void synchronize(CuStream stream = nullptr) const;
 
+  // cuTensorMapEncodeTiled (CUDA 12+ drivers; RuntimeError naming the driver as too old without
+  // it): fills the 128-byte, 64-byte aligned `map` with a tiled tensor map of `global` for TMA
+  // copies (sm_90): `rank` (1..5) dimensions `dims` innermost first, byte strides of dimensions 1..
+  // rank-1, a box of `box` elements, element strides 1, no interleave, zero fill outside the tensor,
+  // L2 promotion of 128 bytes, and the swizzle.
+  enum class TensorMapElement { F16, BF16 };
+  enum class TensorMapSwizzle { None, B32, B64, B128 };
+  void encode_tensor_map_tiled(void* map, TensorMapElement element, uint32_t rank, const void* global,
+                               const uint64_t* dims, const uint64_t* strides, const uint32_t* box,
+                               TensorMapSwizzle swizzle) const;
+
   struct Api;  // the resolved entry points (CudaDriver.cpp)
 
  private:

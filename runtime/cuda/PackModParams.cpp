@@ -115,6 +115,10 @@ std::vector<unsigned char> pack_launch_mods(const char* function, const ir::Cuda
   return pack_mod_params(mods, score_args, mask_args);
 }
 
+std::vector<ir::ParamBinding> launch_mod_bindings(const char* function, const Mod& mod) {
+  return device_bindings(function, &mod);
+}
+
 std::string bounds_report_message(const char* function, const ir::CudaModSource& mods,
                                   const attnc_abi::BoundsReport& report, const Mod* score, const Mod* mask) {
   // The report's param indexes the generated fields: the score mod's parameters, then the mask mod's.

@@ -29,6 +29,11 @@ std::vector<unsigned char> pack_mod_params(const ir::CudaModSource& mods, std::s
 std::vector<unsigned char> pack_launch_mods(const char* function, const ir::CudaModSource& mods, const Mod* score,
                                             const ModSpec& score_spec, const Mod* mask, const ModSpec& mask_spec);
 
+// The arguments of a fully bound `mod` as pack_mod_params takes them, for a kernel whose generated
+// parameters include more than the mod's own (a tile-map pre-pass adds its summaries):
+// RuntimeError, prefixed with `function`, for a tensor argument that is not a CUDA tensor.
+std::vector<ir::ParamBinding> launch_mod_bindings(const char* function, const Mod& mod);
+
 // The message for a bounds report a launch filled (report.failed != 0): the mod, parameter, index,
 // extent and position, as runtime/core/AttentionChecks.h's out_of_range_message writes it.
 std::string bounds_report_message(const char* function, const ir::CudaModSource& mods,

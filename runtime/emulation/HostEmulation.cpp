@@ -13,6 +13,7 @@
 
 #include "compiler/DType.h"
 #include "dsl/Errors.h"
+#include "runtime/emulation/HostEmulationDetail.h"
 
 namespace attnc::host_emulation {
 namespace {
@@ -74,6 +75,7 @@ struct BlockRun {
   std::deque<int> ready;
   std::vector<int> barrier_waiters;
   unsigned char* shared = nullptr;
+  size_t shared_bytes = 0;
   ucontext_t scheduler{};
   int current = -1;
   std::exception_ptr error;
@@ -114,6 +116,11 @@ void fiber_main() {
   BlockRun& run = *t_block;
   try {
     (*run.kernel)();
+  } catch (...) {
+    if (!run.error) run.error = std::current_exception();
+  }
+  try {
+    detail::hopper_thread_exit(run.current);
   } catch (...) {
     if (!run.error) run.error = std::current_exception();
   }
@@ -243,7 +250,9 @@ const LaneSlot& warp_collective(Collective op, const LaneSlot& operands) {
 
 void run_block(BlockRun& run, size_t shared_bytes) {
   std::memset(run.shared, 0xFF, shared_bytes);
+  run.shared_bytes = shared_bytes;
   const int threads = static_cast<int>(run.fibers.size());
+  detail::hopper_block_begin(threads);
   run.ready.clear();
   run.barrier_waiters.clear();
   for (Warp& warp : run.warps) warp.arrived = 0;
@@ -276,6 +285,7 @@ void run_block(BlockRun& run, size_t shared_bytes) {
                         std::to_string(run.block_idx.z) +
                         ") wait at a barrier or warp collective that other threads never reach");
   }
+  detail::hopper_block_end();
 }
 
 }  // namespace
@@ -389,6 +399,18 @@ void cp_async_wait_group(int pending) {
     fiber.committed_groups.pop_front();
   }
 }
+
+namespace detail {
+
+int current_thread() { return block().current; }
+int block_thread_count() { return static_cast<int>(block().fibers.size()); }
+void suspend_current() { wait_here(); }
+void wake(int thread) { make_ready(block(), thread); }
+unsigned char* shared_base() { return block().shared; }
+size_t shared_bytes() { return block().shared_bytes; }
+LaunchStats& stats() { return *block().stats; }
+
+}  // namespace detail
 
 float exp2_approx(float x) {
   const float result = std::exp2(x);

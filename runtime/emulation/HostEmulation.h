@@ -36,6 +36,8 @@ struct LaunchStats {
   uint64_t blocks = 0;
   uint64_t cp_async_bytes = 0;  // bytes requested by cp.async, zero-filled ones included
   uint64_t mma_ops = 0;         // warp-level mma.sync instructions
+  uint64_t wgmma_ops = 0;       // warpgroup-level wgmma.mma_async instructions (sm_90a)
+  uint64_t tma_load_bytes = 0;  // bytes requested by tensor-map loads (cp.async.bulk.tensor), zero fill included
 };
 
 // Runs `kernel` for every thread of every block of `grid` (blocks in x, then y, then z order), each
@@ -80,5 +82,97 @@ void cp_async_wait_group(int pending);
 
 // ex2.approx.ftz.f32, computed exactly on the host.
 float exp2_approx(float x);
+
+// ---------------------------------------------------------------------------------------------
+// Hopper (sm_90a): warpgroups, mbarriers, the tensor memory accelerator (TMA) and wgmma, as the
+// PTX ISA describes them (runtime/emulation/HostEmulationHopper.cpp). A warpgroup is four
+// consecutive warps starting at a warp index divisible by four; its collective instructions
+// (.sync.aligned: wgmma.*, setmaxnreg) must be reached by all 128 of its threads.
+//
+// Asynchronous work completes at the latest moment PTX allows, so a kernel that reads too early
+// reads stale data or poison:
+// - a tensor-map load is delivered to shared memory when a thread waits on its mbarrier's phase
+//   and every expected arrival is in (or when the block ends);
+// - a wgmma reads its shared-memory operands and writes its accumulators at the wgmma.wait_group
+//   that retires its group; until then the accumulator registers hold a NaN poison, and writing
+//   them in between is reported;
+// - a tensor-map store reads shared memory at the cp.async.bulk.wait_group.read that retires it.
+
+// When tensor-map loads land in shared memory. Latest (the default) delivers them when a thread
+// waits for their barrier's phase, which exposes reads that do not wait; Earliest delivers them as
+// they are issued, which exposes buffers released while an earlier reader (a wgmma still in flight)
+// needs them. Kernel tests run in both. Per host thread; applies to the launches that follow.
+enum class TmaDelivery { Latest, Earliest };
+void set_tma_delivery(TmaDelivery delivery);
+
+// The 32-bit shared-window address of `p` (an offset from the start of the block's dynamic shared
+// memory, which is what the emulated descriptors, barriers and tensor-map copies take).
+uint32_t shared_address(const void* p);
+
+// mbarrier.init.shared::cta.b64 [bar], arrivals: phase 0, `arrivals` pending arrivals, no
+// transaction bytes expected.
+void mbarrier_init(void* barrier, uint32_t arrivals);
+// mbarrier.arrive.shared::cta.b64: one arrival on the current phase.
+void mbarrier_arrive(void* barrier);
+// mbarrier.arrive.expect_tx.shared::cta.b64: expect `bytes` more transaction bytes, then arrive.
+void mbarrier_arrive_expect_tx(void* barrier, uint32_t bytes);
+// Blocks until the phase with parity `parity` has completed (the loop around
+// mbarrier.try_wait.parity a kernel writes): returns at once when the current phase's parity is
+// the other one. A phase completes when all its arrivals are in and its transaction bytes have
+// arrived.
+void mbarrier_wait_parity(void* barrier, uint32_t parity);
+
+// A tensor map (CUtensorMap, 128 bytes, 64-byte aligned) as this emulation encodes it: what
+// cuTensorMapEncodeTiled makes on the device for a tiled, non-interleaved map with zero fill and
+// element strides of 1. `dims` and `box` list `rank` (1..5) dimensions innermost first;
+// `strides` the byte strides of dimensions 1..rank-1 (dimension 0 is contiguous). With a swizzle
+// the box's inner dimension must span exactly the swizzle width (32, 64 or 128 bytes).
+enum class TensorMapSwizzle : uint32_t { None = 0, B32 = 1, B64 = 2, B128 = 3 };
+void encode_tensor_map(void* map, const void* global, uint32_t element_bytes, uint32_t rank, const uint64_t* dims,
+                       const uint64_t* strides, const uint32_t* box, TensorMapSwizzle swizzle);
+
+// cp.async.bulk.tensor.Nd.shared::cluster.global.mbarrier::complete_tx::bytes [dst], [map, coords],
+// [bar]: the box at `coords` (rank of the map, innermost first; elements outside the tensor read
+// as zero) into shared memory at `shared_dst` (128-byte aligned, 1024 with a swizzle), row after
+// row, each 16-byte chunk moved by the map's swizzle of its shared-memory address. Completes
+// box-size bytes of transactions on `barrier`.
+void tma_load(void* shared_dst, const void* map, const int32_t* coords, void* barrier);
+// cp.async.bulk.tensor.Nd.global.shared::cta.bulk_group [map, coords], [src]: the reverse; elements
+// outside the tensor are not written. Joins this thread's open bulk group.
+void tma_store(const void* map, const int32_t* coords, const void* shared_src);
+// cp.async.bulk.commit_group and cp.async.bulk.wait_group.read n (all but the newest n committed
+// groups have read their shared memory; the emulation also writes their results then).
+void bulk_commit_group();
+void bulk_wait_group_read(int pending);
+// fence.proxy.async.shared::cta (orders generic-proxy shared-memory writes before later async-proxy
+// reads: a tensor-map store or wgmma). The emulation reads shared memory late enough that it needs
+// nothing here.
+void fence_proxy_async();
+
+// wgmma.mma_async.sync.aligned.m64nNk16.f32.{bf16,f16} on the calling thread's warpgroup:
+// D (64 x n, fp32) = A (64 x 16) * B (16 x n) + (accumulate ? D : 0). A is read from shared memory
+// through the matrix descriptor `desc_a`, or from registers: `a_regs` is then this thread's four
+// registers (two 16-bit elements each, the low half first). B is read through `desc_b`. trans_a /
+// trans_b select the M- / N-major layouts (else K-major). `d` is this thread's n / 2 accumulators,
+// in the PTX ISA's layout: thread 32 w + 4 g + t holds D[16 w + g + 8 v1][8 j + 2 t + v0] in
+// d[4 j + 2 v1 + v0]; the A registers use the same layout for the 64 x 16 A. Descriptors: bits
+// 0-13 start address >> 4, 16-29 leading byte offset >> 4, 32-45 stride byte offset >> 4, 49-51
+// base offset (must be 0), 62-63 swizzle (0 none, 1 128B, 2 64B, 3 32B).
+enum class WgmmaInput { BF16, F16 };
+void wgmma_fence();
+void wgmma_mma_async(WgmmaInput input, int n, uint64_t desc_a, const uint32_t* a_regs, uint64_t desc_b, bool trans_a,
+                     bool trans_b, bool accumulate, float* d);
+void wgmma_commit_group();
+void wgmma_wait_group(int pending);
+
+// setmaxnreg.{inc,dec}.sync.aligned.u32 registers: checked (a multiple of 8 in [24, 256], the same
+// for the whole warpgroup), otherwise nothing to do on the host.
+void setmaxnreg(bool increase, uint32_t registers);
+
+// bar.sync id, threads / bar.arrive id, threads: named barriers 1..15 (0 is __syncthreads); a
+// barrier completes when `threads` (a multiple of 32) threads have arrived, and bar.sync waits for
+// that. A block that ends with arrivals pending on a named barrier is reported.
+void named_barrier_sync(uint32_t id, uint32_t threads);
+void named_barrier_arrive(uint32_t id, uint32_t threads);
 
 }  // namespace attnc::host_emulation
