@@ -1,5 +1,6 @@
 #include "compiler/IR.h"
 
+#include <array>
 #include <bit>
 #include <cstring>
 #include <functional>
@@ -142,23 +143,39 @@ int compare_in_lockstep(const Expr& a, const Expr& b, Differ&& differ) {
     const Expr* b;
     size_t next;
   };
-  std::vector<Frame> stack{{&a, &b, 0}};
+  // Most comparisons end a few levels down: the first frames live here, deeper ones on the heap.
+  constexpr size_t kInlineFrames = 16;
+  std::array<Frame, kInlineFrames> shallow;
+  std::vector<Frame> deep;
+  size_t depth = 0;
+  auto frame = [&](size_t i) -> Frame& { return i < kInlineFrames ? shallow[i] : deep[i - kInlineFrames]; };
+  auto push = [&](Frame f) {
+    if (depth < kInlineFrames) {
+      shallow[depth] = f;
+    } else if (deep.size() > depth - kInlineFrames) {
+      deep[depth - kInlineFrames] = f;
+    } else {
+      deep.push_back(f);
+    }
+    ++depth;
+  };
+  push({&a, &b, 0});
   std::unordered_set<std::pair<const Node*, const Node*>, NodePairHash> known_equal;
-  while (!stack.empty()) {
-    Frame& top = stack.back();
+  while (depth > 0) {
+    Frame& top = frame(depth - 1);
     const Node& top_a = **top.a;
     if (top.next == top_a.operands.size()) {
       // Only a node with several owners can be reached again along another path.
       if (top.a->use_count() > 1 || top.b->use_count() > 1) known_equal.emplace(top.a->get(), top.b->get());
-      stack.pop_back();
+      --depth;
       continue;
     }
     const Expr& x = top_a.operands[top.next];
     const Expr& y = (*top.b)->operands[top.next];
     ++top.next;
-    if (x == y || known_equal.count({x.get(), y.get()})) continue;
+    if (x == y || (!known_equal.empty() && known_equal.count({x.get(), y.get()}))) continue;
     if (int c = differ(*x, *y)) return c;
-    if (!x->operands.empty()) stack.push_back({&x, &y, 0});
+    if (!x->operands.empty()) push({&x, &y, 0});
   }
   return 0;
 }
