@@ -1,7 +1,6 @@
 #include "compiler/Canonicalize.h"
 
 #include <algorithm>
-#include <unordered_map>
 #include <vector>
 
 #include "compiler/IRMutator.h"
@@ -59,22 +58,22 @@ Expr canonicalize_node(const Expr& node) {
 // x1 = a + b, x2 = x1 + x1, ...)
 class Canonicalizer {
  public:
-  Expr run(const Expr& root) {
-    std::vector<const Expr*> order;
-    for_each_node(root, [&](const Expr& node) {
-      order.push_back(&node);
-      const bool chain = node->kind == Kind::Binary && is_associative(node->op, node->operands[0]->type);
-      for (const Expr& operand : node->operands) {
-        Info& info = info_[operand.get()];
+  explicit Canonicalizer(const Expr& root) : order_(root), info_(order_.nodes.size()), replaced_(order_.nodes.size()) {}
+
+  Expr run() {
+    for (const Expr* node : order_.nodes) {
+      const bool chain = (*node)->kind == Kind::Binary && is_associative((*node)->op, (*node)->operands[0]->type);
+      for (const Expr& operand : (*node)->operands) {
+        Info& info = info_[position(*operand)];
         ++info.uses;
-        info.chain_user = chain && in_chain(*operand, node->op, node->type);
+        info.chain_user = chain && in_chain(*operand, (*node)->op, (*node)->type);
       }
-    });
-    for (const Expr* node : order) {
-      if (absorbed(**node)) continue;  // rebuilt by the root of its chain
-      replaced_.emplace(node->get(), rewrite(*node));
     }
-    return replaced_.at(root.get());
+    for (size_t i = 0; i < order_.nodes.size(); ++i) {
+      if (absorbed(i)) continue;  // rebuilt by the root of its chain
+      replaced_[i] = rewrite(*order_.nodes[i]);
+    }
+    return replaced_.back();
   }
 
  private:
@@ -83,17 +82,16 @@ class Canonicalizer {
     bool chain_user = false;  // its (last seen) user continues its chain; meaningful when uses == 1
   };
 
-  bool absorbed(const Node& node) const {
-    auto found = info_.find(&node);
-    return found != info_.end() && found->second.uses == 1 && found->second.chain_user;
-  }
+  uint32_t position(const Node& node) const { return order_.position.find(&node); }
+  bool absorbed(uint32_t i) const { return info_[i].uses == 1 && info_[i].chain_user; }
+  const Expr& replacement(const Expr& node) const { return replaced_[position(*node)]; }
 
   Expr rewrite(const Expr& node) {
     if (node->operands.empty()) return node;
     if (node->kind == Kind::Binary && is_associative(node->op, node->operands[0]->type)) return rewrite_chain(node);
     std::vector<Expr> operands;
     operands.reserve(node->operands.size());
-    for (const Expr& operand : node->operands) operands.push_back(replaced_.at(operand.get()));
+    for (const Expr& operand : node->operands) operands.push_back(replacement(operand));
     return canonicalize_node(with_operands(node, std::move(operands)));
   }
 
@@ -111,7 +109,7 @@ class Canonicalizer {
       Item item = stack.back();
       stack.pop_back();
       const Expr& e = *item.node;
-      if (item.node == &root || absorbed(*e)) {
+      if (item.node == &root || absorbed(position(*e))) {
         left_deep = left_deep && !(item.right && item.node != &root);
         stack.push_back({&e->operands[1], true});  // pushed first so the left operand is visited first
         stack.push_back({&e->operands[0], false});
@@ -123,7 +121,7 @@ class Canonicalizer {
     sorted.reserve(leaves.size());
     bool unchanged = left_deep;
     for (const Expr* leaf : leaves) {
-      sorted.push_back(replaced_.at(leaf->get()));
+      sorted.push_back(replacement(*leaf));
       unchanged = unchanged && sorted.back() == *leaf;
     }
     std::stable_sort(sorted.begin(), sorted.end(), canonical_operand_less);
@@ -134,12 +132,13 @@ class Canonicalizer {
     return rebuilt;
   }
 
-  std::unordered_map<const Node*, Info> info_;      // lookup only
-  std::unordered_map<const Node*, Expr> replaced_;  // lookup only; the order comes from for_each_node
+  PostOrder order_;
+  std::vector<Info> info_;      // by post-order position
+  std::vector<Expr> replaced_;  // by post-order position; empty for absorbed nodes
 };
 
 }  // namespace
 
-Expr canonicalize(const Expr& expr) { return Canonicalizer().run(expr); }
+Expr canonicalize(const Expr& expr) { return Canonicalizer(expr).run(); }
 
 }  // namespace attnc::ir

@@ -1,6 +1,5 @@
 #include "compiler/InlineCalls.h"
 
-#include <bit>
 #include <memory>
 #include <optional>
 #include <unordered_map>
@@ -10,6 +9,7 @@
 
 #include "compiler/IRMutator.h"
 #include "compiler/Limits.h"
+#include "compiler/ShareSubexpressions.h"
 #include "compiler/Substitute.h"
 #include "dsl/Diagnostics.h"
 #include "dsl/Errors.h"
@@ -17,21 +17,6 @@
 namespace attnc::ir {
 
 namespace {
-
-// Whether two nodes whose operands are interned (equal structure is one object) are equal: their
-// fields, and their operands by address.
-bool same_node(const Node& a, const Node& b) {
-  if (a.hash != b.hash || a.kind != b.kind || a.type != b.type || a.op != b.op || a.builtin != b.builtin ||
-      a.index != b.index || a.dim != b.dim || a.int_value != b.int_value ||
-      std::bit_cast<uint32_t>(a.float_value) != std::bit_cast<uint32_t>(b.float_value) ||
-      a.operands.size() != b.operands.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < a.operands.size(); ++i) {
-    if (a.operands[i] != b.operands[i]) return false;
-  }
-  return true;
-}
 
 // One call site after substitution: the callee and its arguments, which are interned, so equal
 // arguments are equal addresses. Only looked up, never iterated.
@@ -64,8 +49,8 @@ class Inliner {
 
   Expr run() {
     // The root expansion is the definition itself: its parameters and score stay as they are.
-    root_tape_ = Tape(def_.body);
-    stack_.push_back(Expansion(root_tape_));
+    root_tape_ = std::make_unique<Tape>(def_.body);
+    stack_.push_back(Expansion(*root_tape_));
     Expr result;
     while (!stack_.empty()) {
       if (step()) continue;
@@ -85,21 +70,9 @@ class Inliner {
  private:
   // A body's distinct nodes in post-order, each with the positions of its operands in that order:
   // built once per definition, so an expansion needs no lookups to find its operands.
-  struct Tape {
-    Tape() = default;
-    explicit Tape(const Expr& body) {
-      std::unordered_map<const Node*, uint32_t> position;  // lookup only
-      for_each_node(body, [&](const Expr& node) {
-        first_operand.push_back(static_cast<uint32_t>(operand_positions.size()));
-        for (const Expr& operand : node->operands) operand_positions.push_back(position.at(operand.get()));
-        position.emplace(node.get(), static_cast<uint32_t>(nodes.size()));
-        nodes.push_back(&node);
-      });
-    }
-    std::vector<const Expr*> nodes;
-    std::vector<uint32_t> first_operand;      // per node: where its operands start in operand_positions
-    std::vector<uint32_t> operand_positions;  // positions in `nodes`
-  };
+  // A body's distinct nodes in post-order with their positions, built once per definition, so an
+  // expansion finds its operands' rewritten values by position.
+  using Tape = PostOrder;
 
   struct Expansion {
     explicit Expansion(const Tape& tape) : tape(&tape) { rewritten.reserve(tape.nodes.size()); }
@@ -126,9 +99,7 @@ class Inliner {
       const Expr& node = *tape.nodes[at];
       std::vector<Expr> operands;
       operands.reserve(node->operands.size());
-      for (size_t i = 0; i < node->operands.size(); ++i) {
-        operands.push_back(top.rewritten[tape.operand_positions[tape.first_operand[at] + i]]);
-      }
+      for (const Expr& operand : node->operands) operands.push_back(top.rewritten[tape.position.find(operand.get())]);
       Expr value;
       if (node->kind == Kind::ModCall) {
         CallKey key{node->index, {}, nullptr};
@@ -197,13 +168,9 @@ class Inliner {
 
   // The first node built that is structurally equal to `node`, or `node` itself when it is new.
   Expr intern(const Expr& node) {
-    std::vector<Expr>& bucket = interned_[node->hash];
-    for (const Expr& seen : bucket) {
-      if (same_node(*seen, *node)) return seen;
-    }
-    if (++interned_count_ > kMaxInlinedNodes) too_large();
-    bucket.push_back(node);
-    return node;
+    Expr interned = interned_.intern(node);
+    if (interned_.size() > kMaxInlinedNodes) too_large();
+    return interned;
   }
 
   [[noreturn]] void too_large() const {
@@ -216,13 +183,12 @@ class Inliner {
 
   const Module& module_;
   const ModDef& def_;
-  Tape root_tape_;
+  std::unique_ptr<Tape> root_tape_;
   std::vector<std::unique_ptr<Tape>> tapes_;  // per definition, built when first expanded
   std::vector<bool> on_stack_;
   std::vector<Expansion> stack_;
   std::unordered_map<CallKey, Expr, CallKeyHash> expansions_;  // lookup only
-  std::unordered_map<uint64_t, std::vector<Expr>> interned_;   // lookup only
-  size_t interned_count_ = 0;
+  InternTable interned_;
 };
 
 bool has_calls(const Expr& body) {
