@@ -14,4 +14,9 @@ namespace attnc::ir {
 // have at most a few dozen) and still compiles in about a second.
 inline constexpr size_t kMaxInlinedNodes = 100'000;
 
+// Dimensions of a tensor parameter. The backends pass a tensor's shape and strides in fixed arrays
+// of this many entries (runtime/core/CpuModAbi.h, runtime/kernels/mod_abi.cuh); the type checker
+// refuses more.
+inline constexpr size_t kMaxTensorRank = 8;
+
 }  // namespace attnc::ir
