@@ -1,6 +1,7 @@
 #include "compiler/IR.h"
 
 #include <array>
+#include <atomic>
 #include <bit>
 #include <cstring>
 #include <functional>
@@ -99,8 +100,11 @@ Node::~Node() {
     Expr last = std::move(pending.back());
     pending.pop_back();
     // use_count() == 1 is exact here: no other owner exists that could hand out a new reference.
-    // Nodes are created non-const (finish() below), so taking their operands is defined.
+    // The fence orders this thread's writes after another thread's last use of the node, as the
+    // final release of a shared_ptr does. Nodes are created non-const (finish() below), so taking
+    // their operands is defined.
     if (last.use_count() == 1 && !last->operands.empty()) {
+      std::atomic_thread_fence(std::memory_order_acquire);
       auto& inner = const_cast<Node&>(*last).operands;
       for (Expr& operand : inner) pending.push_back(std::move(operand));
       inner.clear();

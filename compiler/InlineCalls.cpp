@@ -68,8 +68,6 @@ class Inliner {
   }
 
  private:
-  // A body's distinct nodes in post-order, each with the positions of its operands in that order:
-  // built once per definition, so an expansion needs no lookups to find its operands.
   // A body's distinct nodes in post-order with their positions, built once per definition, so an
   // expansion finds its operands' rewritten values by position.
   using Tape = PostOrder;
