@@ -34,33 +34,10 @@ bool may_swap(Op op) {
   return op_is_commutative(op);
 }
 
-// The leaves of a chain of `op` rooted at `root` (operands that are not themselves `op` of the same
-// type), left to right. Iterative: chains from long generated expressions must not exhaust the stack.
-std::vector<Expr> chain_operands(const Expr& root) {
-  std::vector<Expr> leaves;
-  std::vector<const Expr*> stack{&root};
-  while (!stack.empty()) {
-    const Expr& e = *stack.back();
-    stack.pop_back();
-    if (e->kind == Kind::Binary && e->op == root->op && e->type == root->type) {
-      stack.push_back(&e->operands[1]);  // pushed first so the left operand is visited first
-      stack.push_back(&e->operands[0]);
-    } else {
-      leaves.push_back(e);
-    }
-  }
-  return leaves;
-}
+// Whether `e` is a node of a chain of `op` with result type `type`.
+bool in_chain(const Node& e, Op op, Type type) { return e.kind == Kind::Binary && e.op == op && e.type == type; }
 
-Expr canonicalize_chain(const Expr& node) {
-  std::vector<Expr> leaves = chain_operands(node);
-  std::stable_sort(leaves.begin(), leaves.end(), canonical_operand_less);
-  Expr rebuilt = leaves[0];
-  for (size_t i = 1; i < leaves.size(); ++i) rebuilt = make_binary(node->op, rebuilt, leaves[i]);
-  // Keep the input object when the chain was already in canonical form.
-  return equal(rebuilt, node) ? node : rebuilt;
-}
-
+// Operand order and mirrored comparisons for a node that is not the root of an associative chain.
 Expr canonicalize_node(const Expr& node) {
   if (node->kind != Kind::Binary) return node;
   const Expr& a = node->operands[0];
@@ -68,13 +45,100 @@ Expr canonicalize_node(const Expr& node) {
   // a > b == b < a and a >= b == b <= a, also for NaN (all four are false).
   if (node->op == Op::Gt) return make_binary(Op::Lt, b, a);
   if (node->op == Op::Ge) return make_binary(Op::Le, b, a);
-  if (is_associative(node->op, a->type)) return canonicalize_chain(node);
   if (may_swap(node->op) && canonical_operand_less(b, a)) return make_binary(node->op, b, a);
   return node;
 }
 
+// One pass over the DAG, operands first. A chain is flattened from its root through the nodes it
+// alone uses ("absorbed": a chain node whose only user is the next node up the same chain); a node
+// used anywhere else is a leaf of the chains above it and the root of its own. So each node belongs
+// to one chain, and flattening, sorting and rebuilding every chain costs time near-linear in the
+// number of distinct nodes, however long the chains or however shared the DAG. (Flattening through
+// shared nodes as well would repeat their operands once per path: exponentially many for
+// x1 = a + b, x2 = x1 + x1, ...)
+class Canonicalizer {
+ public:
+  explicit Canonicalizer(const Expr& root) : order_(root), info_(order_.nodes.size()), replaced_(order_.nodes.size()) {}
+
+  Expr run() {
+    for (const Expr* node : order_.nodes) {
+      const bool chain = (*node)->kind == Kind::Binary && is_associative((*node)->op, (*node)->operands[0]->type);
+      for (const Expr& operand : (*node)->operands) {
+        Info& info = info_[position(*operand)];
+        ++info.uses;
+        info.chain_user = chain && in_chain(*operand, (*node)->op, (*node)->type);
+      }
+    }
+    for (size_t i = 0; i < order_.nodes.size(); ++i) {
+      if (absorbed(i)) continue;  // rebuilt by the root of its chain
+      replaced_[i] = rewrite(*order_.nodes[i]);
+    }
+    return replaced_.back();
+  }
+
+ private:
+  struct Info {
+    uint32_t uses = 0;        // operand slots that hold the node
+    bool chain_user = false;  // its (last seen) user continues its chain; meaningful when uses == 1
+  };
+
+  uint32_t position(const Node& node) const { return order_.position.find(&node); }
+  bool absorbed(uint32_t i) const { return info_[i].uses == 1 && info_[i].chain_user; }
+  const Expr& replacement(const Expr& node) const { return replaced_[position(*node)]; }
+
+  Expr rewrite(const Expr& node) {
+    if (node->operands.empty()) return node;
+    if (node->kind == Kind::Binary && is_associative(node->op, node->operands[0]->type)) return rewrite_chain(node);
+    std::vector<Expr> operands;
+    operands.reserve(node->operands.size());
+    for (const Expr& operand : node->operands) operands.push_back(replacement(operand));
+    return canonicalize_node(with_operands(node, std::move(operands)));
+  }
+
+  // Flattens the chain rooted at `root`, sorts its leaves and rebuilds it left-deep; returns `root`
+  // itself when it is in that form already.
+  Expr rewrite_chain(const Expr& root) {
+    std::vector<const Expr*> leaves;  // left to right
+    bool left_deep = true;
+    struct Item {
+      const Expr* node;
+      bool right;  // the right operand of its parent
+    };
+    std::vector<Item> stack{{&root, false}};
+    while (!stack.empty()) {
+      Item item = stack.back();
+      stack.pop_back();
+      const Expr& e = *item.node;
+      if (item.node == &root || absorbed(position(*e))) {
+        left_deep = left_deep && !(item.right && item.node != &root);
+        stack.push_back({&e->operands[1], true});  // pushed first so the left operand is visited first
+        stack.push_back({&e->operands[0], false});
+      } else {
+        leaves.push_back(item.node);
+      }
+    }
+    std::vector<Expr> sorted;
+    sorted.reserve(leaves.size());
+    bool unchanged = left_deep;
+    for (const Expr* leaf : leaves) {
+      sorted.push_back(replacement(*leaf));
+      unchanged = unchanged && sorted.back() == *leaf;
+    }
+    std::stable_sort(sorted.begin(), sorted.end(), canonical_operand_less);
+    for (size_t i = 0; unchanged && i < sorted.size(); ++i) unchanged = sorted[i] == *leaves[i];
+    if (unchanged) return root;
+    Expr rebuilt = sorted[0];
+    for (size_t i = 1; i < sorted.size(); ++i) rebuilt = make_binary(root->op, rebuilt, sorted[i]);
+    return rebuilt;
+  }
+
+  PostOrder order_;
+  std::vector<Info> info_;      // by post-order position
+  std::vector<Expr> replaced_;  // by post-order position; empty for absorbed nodes
+};
+
 }  // namespace
 
-Expr canonicalize(const Expr& expr) { return rewrite_bottom_up(expr, canonicalize_node); }
+Expr canonicalize(const Expr& expr) { return Canonicalizer(expr).run(); }
 
 }  // namespace attnc::ir

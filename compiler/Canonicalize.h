@@ -10,8 +10,10 @@
 //   then constants (so `1 + x` and `x + 1` both become `x + 1`);
 // - chains of one associative operator (Bool And/Or; Int/Int64 Add/Mul/Min/Max, which wrap) are
 //   flattened, sorted as a whole and rebuilt left-deep: `(x + 1) + y` and `(y + x) + 1` both become
-//   `(x + y) + 1`. Float Add/Mul are not associative, so only their two operands are ordered; float
-//   Min/Max keep their order because fminf/fmaxf may return either signed zero of min(+0, -0);
+//   `(x + y) + 1`. A chain node that is also used elsewhere (shared in the DAG) is not flattened into
+//   the chain above it: it is a leaf there and the root of its own chain, so sharing survives and
+//   the pass takes near-linear time on any DAG. Float Add/Mul are not associative, so only their two operands are
+//   ordered; float Min/Max keep their order because fminf/fmaxf may return either signed zero of min(+0, -0);
 // - idempotent: canonicalize(canonicalize(e)) returns its argument (the same object);
 // - the result evaluates to the same value as the input everywhere (a NaN may change its payload).
 

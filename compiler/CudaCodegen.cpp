@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "compiler/IRMutator.h"
+#include "compiler/Limits.h"
 #include "compiler/Signature.h"
 #include "compiler/TileClassifier.h"
 #include "dsl/Errors.h"
@@ -334,7 +335,7 @@ void add_fields(FieldLayout& layout, const ModDef& def, std::span<const DType> s
     f.param = i;
     size_t size = 4, align = 4;
     if (param.is_tensor()) {
-      ATTNC_ASSERT(param.rank() <= 8, "tensor parameters have rank at most 8");
+      ATTNC_ASSERT(param.rank() <= kMaxTensorRank, "the type checker allows no tensor parameter of higher rank");
       f.kind = CudaParamField::Kind::Tensor;
       f.rank = static_cast<uint32_t>(param.rank());
       f.storage = storage_of(def.params, storage, i);

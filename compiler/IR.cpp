@@ -1,7 +1,13 @@
 #include "compiler/IR.h"
 
+#include <array>
+#include <atomic>
 #include <bit>
 #include <cstring>
+#include <functional>
+#include <tuple>
+#include <unordered_set>
+#include <utility>
 
 #include "compiler/StableHash.h"
 #include "dsl/Errors.h"
@@ -55,7 +61,8 @@ Expr finish(Node node) {
       .u64(node.operands.size());
   for (const Expr& operand : node.operands) h.u64(operand->hash);
   node.hash = h.value();
-  return std::make_shared<const Node>(std::move(node));
+  // Created non-const so that ~Node may take apart the operands it alone owns (see there).
+  return std::make_shared<Node>(std::move(node));
 }
 
 bool is_numeric(Type t) { return t == Type::Int || t == Type::Float || t == Type::Int64; }
@@ -84,42 +91,124 @@ bool op_is_function(Op op) { return op >= Op::Abs && op <= Op::Pow; }
 const char* builtin_spelling(Builtin b) { return kBuiltins[static_cast<int>(b)].spelling; }
 Type builtin_type(Builtin b) { return kBuiltins[static_cast<int>(b)].type; }
 
-bool equal(const Expr& a, const Expr& b) {
-  if (a == b) return true;
-  if (a->hash != b->hash || a->kind != b->kind || a->type != b->type || a->op != b->op ||
-      a->builtin != b->builtin || a->index != b->index || a->dim != b->dim || a->int_value != b->int_value ||
-      float_bits(a->float_value) != float_bits(b->float_value) || a->operands.size() != b->operands.size()) {
-    return false;
+Node::~Node() {
+  if (operands.empty()) return;
+  // Operands that only this node keeps alive are taken apart here before they are released: their
+  // own operands join the work list, so releasing them never runs more than one destructor deep.
+  std::vector<Expr> pending = std::move(operands);
+  while (!pending.empty()) {
+    Expr last = std::move(pending.back());
+    pending.pop_back();
+    // use_count() == 1 is exact here: no other owner exists that could hand out a new reference.
+    // The fence orders this thread's writes after another thread's last use of the node, as the
+    // final release of a shared_ptr does. Nodes are created non-const (finish() below), so taking
+    // their operands is defined.
+    if (last.use_count() == 1 && !last->operands.empty()) {
+      std::atomic_thread_fence(std::memory_order_acquire);
+      auto& inner = const_cast<Node&>(*last).operands;
+      for (Expr& operand : inner) pending.push_back(std::move(operand));
+      inner.clear();
+    }
   }
-  for (size_t i = 0; i < a->operands.size(); ++i) {
-    if (!equal(a->operands[i], b->operands[i])) return false;
-  }
-  return true;
 }
 
-bool structurally_less(const Expr& a, const Expr& b) {
-  if (a == b) return false;
-  auto key = [](const Expr& e) {
-    return std::tuple(static_cast<int>(e->kind), static_cast<int>(e->type), static_cast<int>(e->op),
-                      static_cast<int>(e->builtin), e->index, e->dim, e->int_value, float_bits(e->float_value),
-                      e->operands.size());
+namespace {
+
+// -1, 0 or 1 as the fields of `a` (everything but the operands themselves) order before, equal to
+// or after those of `b`.
+int compare_fields(const Node& a, const Node& b) {
+  auto key = [](const Node& e) {
+    return std::tuple(static_cast<int>(e.kind), static_cast<int>(e.type), static_cast<int>(e.op),
+                      static_cast<int>(e.builtin), e.index, e.dim, e.int_value, float_bits(e.float_value),
+                      e.operands.size());
   };
   auto ka = key(a), kb = key(b);
-  if (ka != kb) return ka < kb;
-  for (size_t i = 0; i < a->operands.size(); ++i) {
-    if (structurally_less(a->operands[i], b->operands[i])) return true;
-    if (structurally_less(b->operands[i], a->operands[i])) return false;
-  }
-  return false;
+  if (ka < kb) return -1;
+  if (kb < ka) return 1;
+  return 0;
 }
+
+struct NodePairHash {
+  size_t operator()(const std::pair<const Node*, const Node*>& p) const {
+    return std::hash<const Node*>()(p.first) * 31 + std::hash<const Node*>()(p.second);
+  }
+};
+
+// Walks `a` and `b` in lockstep, operands left to right, and returns `differ` of the first pair of
+// nodes whose fields differ (0 when the two are structurally equal). Explicit stack, so depth costs
+// no call stack; pairs found equal are remembered, so a shared pair is walked once however many
+// paths reach it. (Only looked up, never iterated: addresses cannot leak into the result.)
+template <typename Differ>
+int compare_in_lockstep(const Expr& a, const Expr& b, Differ&& differ) {
+  if (a == b) return 0;
+  if (int c = differ(*a, *b)) return c;
+  struct Frame {
+    const Expr* a;
+    const Expr* b;
+    size_t next;
+  };
+  // Most comparisons end a few levels down: the first frames live here, deeper ones on the heap.
+  constexpr size_t kInlineFrames = 16;
+  std::array<Frame, kInlineFrames> shallow;
+  std::vector<Frame> deep;
+  size_t depth = 0;
+  auto frame = [&](size_t i) -> Frame& { return i < kInlineFrames ? shallow[i] : deep[i - kInlineFrames]; };
+  auto push = [&](Frame f) {
+    if (depth < kInlineFrames) {
+      shallow[depth] = f;
+    } else if (deep.size() > depth - kInlineFrames) {
+      deep[depth - kInlineFrames] = f;
+    } else {
+      deep.push_back(f);
+    }
+    ++depth;
+  };
+  push({&a, &b, 0});
+  std::unordered_set<std::pair<const Node*, const Node*>, NodePairHash> known_equal;
+  while (depth > 0) {
+    Frame& top = frame(depth - 1);
+    const Node& top_a = **top.a;
+    if (top.next == top_a.operands.size()) {
+      // Only a node with several owners can be reached again along another path.
+      if (top.a->use_count() > 1 || top.b->use_count() > 1) known_equal.emplace(top.a->get(), top.b->get());
+      --depth;
+      continue;
+    }
+    const Expr& x = top_a.operands[top.next];
+    const Expr& y = (*top.b)->operands[top.next];
+    ++top.next;
+    if (x == y || (!known_equal.empty() && known_equal.count({x.get(), y.get()}))) continue;
+    if (int c = differ(*x, *y)) return c;
+    if (!x->operands.empty()) push({&x, &y, 0});
+  }
+  return 0;
+}
+
+}  // namespace
+
+bool equal(const Expr& a, const Expr& b) {
+  // Equal structure has equal hashes, so a hash mismatch anywhere settles it.
+  return compare_in_lockstep(a, b, [](const Node& x, const Node& y) {
+           if (x.hash != y.hash) return 1;
+           return compare_fields(x, y);
+         }) == 0;
+}
+
+bool structurally_less(const Expr& a, const Expr& b) { return compare_in_lockstep(a, b, compare_fields) < 0; }
 
 Expr make_const(Type type, int64_t int_value, float float_value) {
   Node n;
   n.kind = Kind::Const;
   n.type = type;
   switch (type) {
-    case Type::Bool: require(int_value == 0 || int_value == 1, "bool constant must be 0 or 1"); n.int_value = int_value; break;
-    case Type::Int: require(int_value >= INT32_MIN && int_value <= INT32_MAX, "int constant out of range"); n.int_value = int_value; break;
+    case Type::Bool:
+      require(int_value == 0 || int_value == 1, "bool constant must be 0 or 1");
+      n.int_value = int_value;
+      break;
+    case Type::Int:
+      require(int_value >= INT32_MIN && int_value <= INT32_MAX, "int constant out of range");
+      n.int_value = int_value;
+      break;
     case Type::Int64: n.int_value = int_value; break;
     case Type::Float: n.float_value = float_value; break;
   }

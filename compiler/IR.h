@@ -16,6 +16,9 @@
 // - Nodes are built only through the make_* functions, which check these invariants and throw
 //   InternalError. A node never changes after it is made; passes build new nodes and share the
 //   unchanged ones. Equal structure may or may not be one object until share_subexpressions runs.
+// - The IR is a DAG and may be as deep as user input makes it (a chain of definitions or lets): code
+//   that walks it uses an explicit stack (compiler/IRMutator.h) and visits each distinct node once,
+//   never the tree the DAG stands for. Freeing a node is iterative too.
 
 #include <cstdint>
 #include <memory>
@@ -30,19 +33,21 @@ enum class Type : uint8_t { Bool, Int, Float, Int64 };
 const char* type_name(Type type);  // "bool", "int", "float", "int64"
 
 // Node kinds. X(name, comment)
-#define ATTNC_IR_KINDS(X)                                                            \
-  X(Const, "literal: int_value for Bool/Int/Int64, float_value for Float")          \
-  X(Builtin, "built-in variable `builtin`")                                          \
-  X(Param, "scalar parameter #index")                                                \
-  X(Extent, "extent of tensor parameter #index along dimension #dim (Int)")          \
-  X(TensorRef, "tensor parameter #index passed whole to a ModCall; nowhere else")    \
-  X(Cast, "operand 0 converted to `type`")                                           \
-  X(Unary, "op operand0 (Neg, Not)")                                                 \
-  X(Binary, "operand0 op operand1")                                                  \
-  X(Select, "operand0 ? operand1 : operand2 (both sides evaluated)")                 \
-  X(Call, "math function op(operands)")                                              \
-  X(Load, "tensor parameter #index at operands (one Int per dimension), clamped")    \
-  X(LoadRange, "op (Min/Max) of tensor #index over the box lo=operands[0..r), hi=operands[r..2r) (inclusive, Int64), or over a box containing it") \
+#define ATTNC_IR_KINDS(X)                                                                                             \
+  X(Const, "literal: int_value for Bool/Int/Int64, float_value for Float")                                            \
+  X(Builtin, "built-in variable `builtin`")                                                                           \
+  X(Param, "scalar parameter #index")                                                                                 \
+  X(Extent, "extent of tensor parameter #index along dimension #dim (Int)")                                           \
+  X(TensorRef, "tensor parameter #index passed whole to a ModCall; nowhere else")                                     \
+  X(Cast, "operand 0 converted to `type`")                                                                            \
+  X(Unary, "op operand0 (Neg, Not)")                                                                                  \
+  X(Binary, "operand0 op operand1")                                                                                   \
+  X(Select, "operand0 ? operand1 : operand2 (both sides evaluated)")                                                  \
+  X(Call, "math function op(operands)")                                                                               \
+  X(Load, "tensor parameter #index at operands (one Int per dimension), clamped")                                     \
+  X(LoadRange,                                                                                                        \
+    "op (Min/Max) of tensor #index over the box lo=operands[0..r), hi=operands[r..2r) (inclusive, Int64), or over a " \
+    "box containing it")                                                                                              \
   X(ModCall, "call of earlier definition #index of the module; inline_calls removes it")
 
 enum class Kind : uint8_t {
@@ -102,19 +107,19 @@ bool op_is_binary(Op op);      // the operators a Binary node may carry
 bool op_is_function(Op op);    // the ops a Call node may carry (Abs .. Pow)
 
 // Built-in variables. X(name, spelling, type). The Tile* bounds exist only in tile-classifier IR.
-#define ATTNC_IR_BUILTINS(X)              \
-  X(Score, "score", Float)                \
-  X(Batch, "b", Int)                      \
-  X(Head, "h", Int)                       \
-  X(QIdx, "q_idx", Int)                   \
-  X(KvIdx, "kv_idx", Int)                 \
-  X(QLen, "q_len", Int)                   \
-  X(KvLen, "kv_len", Int)                 \
-  X(NumHeads, "num_heads", Int)           \
-  X(NumKvHeads, "num_kv_heads", Int)      \
-  X(QTileFirst, "q_tile_first", Int)      \
-  X(QTileLast, "q_tile_last", Int)        \
-  X(KvTileFirst, "kv_tile_first", Int)    \
+#define ATTNC_IR_BUILTINS(X)           \
+  X(Score, "score", Float)             \
+  X(Batch, "b", Int)                   \
+  X(Head, "h", Int)                    \
+  X(QIdx, "q_idx", Int)                \
+  X(KvIdx, "kv_idx", Int)              \
+  X(QLen, "q_len", Int)                \
+  X(KvLen, "kv_len", Int)              \
+  X(NumHeads, "num_heads", Int)        \
+  X(NumKvHeads, "num_kv_heads", Int)   \
+  X(QTileFirst, "q_tile_first", Int)   \
+  X(QTileLast, "q_tile_last", Int)     \
+  X(KvTileFirst, "kv_tile_first", Int) \
   X(KvTileLast, "kv_tile_last", Int)
 
 enum class Builtin : uint8_t {
@@ -136,24 +141,36 @@ struct Node;
 using Expr = std::shared_ptr<const Node>;
 
 struct Node {
+  Node() = default;
+  Node(Node&&) = default;
+  Node(const Node&) = default;
+  Node& operator=(Node&&) = default;
+  Node& operator=(const Node&) = default;
+  // Frees the operands this node alone kept alive with an explicit work list, not by recursion, so a
+  // chain of any length is freed in constant stack space.
+  ~Node();
+
   Kind kind = Kind::Const;
   Type type = Type::Int;
-  Op op = Op::None;                    // Unary, Binary, Call, LoadRange
-  Builtin builtin = Builtin::Score;    // Builtin
-  uint32_t index = 0;                  // Param, Extent, TensorRef, Load, LoadRange, ModCall
-  uint32_t dim = 0;                    // Extent
-  int64_t int_value = 0;               // Const of Bool (0/1), Int, Int64
-  float float_value = 0;               // Const of Float
+  Op op = Op::None;                  // Unary, Binary, Call, LoadRange
+  Builtin builtin = Builtin::Score;  // Builtin
+  uint32_t index = 0;                // Param, Extent, TensorRef, Load, LoadRange, ModCall
+  uint32_t dim = 0;                  // Extent
+  int64_t int_value = 0;             // Const of Bool (0/1), Int, Int64
+  float float_value = 0;             // Const of Float
   std::vector<Expr> operands;
-  uint64_t hash = 0;                   // structural hash: stable across runs, builds and machines
+  uint64_t hash = 0;  // structural hash: stable across runs, builds and machines
 
   bool is_const() const { return kind == Kind::Const; }
 };
 
-// Structural equality (deep; fast when the nodes are shared). Float constants compare by bits.
+// Structural equality. Float constants compare by bits. Iterative, and it visits each pair of nodes
+// once, so it takes time in the number of distinct nodes, not in the size of the tree a DAG stands
+// for; pointer-equal nodes and nodes with different hashes are decided at once.
 bool equal(const Expr& a, const Expr& b);
 
-// A total order on expressions that depends only on structure (never on addresses).
+// A total order on expressions that depends only on structure (never on addresses): the fields of
+// the roots, then the operands left to right, lexicographically. Iterative like `equal`.
 bool structurally_less(const Expr& a, const Expr& b);
 
 // ---- Construction. Each checks the node's invariants and throws InternalError when broken. ----

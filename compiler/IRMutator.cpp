@@ -1,16 +1,11 @@
 #include "compiler/IRMutator.h"
 
-#include <unordered_map>
-#include <unordered_set>
+#include <cstdint>
+#include <vector>
 
 namespace attnc::ir {
 
-namespace {
-
-// Explicit stack: a 1 MB file of parentheses must not overflow the call stack.
-template <typename OnNode>
-void post_order(const Expr& root, OnNode&& on_node) {
-  std::unordered_set<const Node*> done;
+PostOrder::PostOrder(const Expr& root) {
   struct Frame {
     const Expr* node;
     size_t next;
@@ -19,44 +14,43 @@ void post_order(const Expr& root, OnNode&& on_node) {
   while (!stack.empty()) {
     Frame& top = stack.back();
     const Expr& node = *top.node;
-    if (top.next == 0 && done.count(node.get())) {
+    if (top.next == 0 && position.find(node.get()) != kAbsent) {
       stack.pop_back();
       continue;
     }
     if (top.next < node->operands.size()) {
       const Expr& child = node->operands[top.next++];
-      if (!done.count(child.get())) stack.push_back({&child, 0});
+      if (position.find(child.get()) == kAbsent) stack.push_back({&child, 0});
       continue;
     }
-    done.insert(node.get());
-    on_node(node);
+    position.insert(node.get(), static_cast<uint32_t>(nodes.size()));
+    nodes.push_back(&node);
     stack.pop_back();
   }
 }
 
-}  // namespace
-
 Expr rewrite_bottom_up(const Expr& root, const std::function<Expr(const Expr&)>& rewrite) {
-  std::unordered_map<const Node*, Expr> replaced;
-  post_order(root, [&](const Expr& node) {
-    Expr rebuilt = node;
-    if (!node->operands.empty()) {
+  PostOrder order(root);
+  std::vector<Expr> replaced;  // by post-order position
+  replaced.reserve(order.nodes.size());
+  for (const Expr* node : order.nodes) {
+    Expr rebuilt = *node;
+    if (!(*node)->operands.empty()) {
       std::vector<Expr> operands;
-      operands.reserve(node->operands.size());
-      for (const Expr& operand : node->operands) operands.push_back(replaced.at(operand.get()));
-      rebuilt = with_operands(node, std::move(operands));
+      operands.reserve((*node)->operands.size());
+      for (const Expr& operand : (*node)->operands) operands.push_back(replaced[order.position.find(operand.get())]);
+      rebuilt = with_operands(*node, std::move(operands));
     }
-    replaced[node.get()] = rewrite(rebuilt);
-  });
-  return replaced.at(root.get());
+    replaced.push_back(rewrite(rebuilt));
+  }
+  return replaced.back();
 }
 
-void for_each_node(const Expr& root, const std::function<void(const Expr&)>& visit) { post_order(root, visit); }
-
-size_t count_nodes(const Expr& root) {
-  size_t count = 0;
-  post_order(root, [&](const Expr&) { ++count; });
-  return count;
+void for_each_node(const Expr& root, const std::function<void(const Expr&)>& visit) {
+  PostOrder order(root);
+  for (const Expr* node : order.nodes) visit(*node);
 }
+
+size_t count_nodes(const Expr& root) { return PostOrder(root).nodes.size(); }
 
 }  // namespace attnc::ir

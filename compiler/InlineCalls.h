@@ -10,7 +10,14 @@
 // Guarantees: the returned definition has the same name, kind, parameters and range as `def`, and a
 // body without ModCall or TensorRef nodes, computing what the calls computed: the callee's
 // parameters read the call's arguments, its `score` reads the first argument, and its loads and
-// extents read the caller's tensors. Callees are inlined recursively (once each).
+// extents read the caller's tensors. Nested calls are inlined too, without recursion (a chain of
+// definitions of any length costs no call stack).
+// Sharing: the body is built interned (structurally equal subexpressions are one node), and a call
+// is expanded once per distinct callee and arguments, so the work and the result grow with the
+// number of distinct subexpressions, not with the size of the tree they stand for.
+// Limit: when that number passes kMaxInlinedNodes (compiler/Limits.h), throws dsl::CompileError
+// with one diagnostic at the definition ("'NAME' is too large to compile: ..."). A body without
+// calls under the limit is returned unchanged (the same object).
 
 #include "compiler/Module.h"
 

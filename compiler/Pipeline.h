@@ -18,6 +18,8 @@ struct PipelineOptions {
 };
 
 // The optimised, self-contained form of definition `def` of `module` (no ModCall nodes left).
+// Throws dsl::CompileError when inlining makes the definition larger than the documented limit
+// (compiler/InlineCalls.h, compiler/Limits.h). The passes take time near-linear in its size.
 ModDef optimize(const Module& module, const ModDef& def, const PipelineOptions& options = {});
 
 // The same for a single expression that has no ModCalls (used on generated IR, e.g. tile

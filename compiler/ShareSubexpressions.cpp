@@ -1,37 +1,42 @@
 #include "compiler/ShareSubexpressions.h"
 
-#include <unordered_map>
 #include <vector>
 
 #include "compiler/IRMutator.h"
 
 namespace attnc::ir {
 
-namespace {
-
-// Distinct nodes seen so far, bucketed by structural hash. Only looked up, never iterated, so the
-// unordered container cannot make the result depend on addresses.
-class NodeTable {
- public:
-  // The first node seen that is structurally equal to `node`, or `node` itself when it is new.
-  Expr intern(const Expr& node) {
-    std::vector<Expr>& bucket = buckets_[node->hash];
-    for (const Expr& seen : bucket) {
-      // Operands are interned already, so equal() compares them by pointer and stays shallow.
-      if (equal(seen, node)) return seen;
+Expr InternTable::intern(const Expr& node) {
+  if (2 * (count_ + 1) > slots_.size()) grow();
+  for (size_t at = slot_of(node->hash);; at = (at + 1) & (slots_.size() - 1)) {
+    Expr& slot = slots_[at];
+    if (!slot) {
+      slot = node;
+      ++count_;
+      return node;
     }
-    bucket.push_back(node);
-    return node;
+    // Operands are interned already, so equal() compares them by address and stays shallow.
+    if (slot->hash == node->hash && equal(slot, node)) return slot;
   }
+}
 
- private:
-  std::unordered_map<uint64_t, std::vector<Expr>> buckets_;
-};
+size_t InternTable::slot_of(uint64_t hash) const {
+  return static_cast<size_t>((hash * 0x9e3779b97f4a7c15ull) >> 32) & (slots_.size() - 1);
+}
 
-}  // namespace
+void InternTable::grow() {
+  std::vector<Expr> old = std::move(slots_);
+  slots_.assign(old.empty() ? 64 : 2 * old.size(), nullptr);
+  for (Expr& node : old) {
+    if (!node) continue;
+    size_t at = slot_of(node->hash);
+    while (slots_[at]) at = (at + 1) & (slots_.size() - 1);
+    slots_[at] = std::move(node);
+  }
+}
 
 Expr share_subexpressions(const Expr& expr) {
-  NodeTable table;
+  InternTable table;
   return rewrite_bottom_up(expr, [&](const Expr& node) { return table.intern(node); });
 }
 

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "compiler/Limits.h"
 #include "dsl/Errors.h"
 #include "dsl/Suggest.h"
 
@@ -234,6 +235,11 @@ class DefinitionChecker {
         local.rank = ast_param.type.dims.size();
       }
       declare(ast_param.name, ast_param.name_range, std::move(local));
+      if (ast_param.type.dims.size() > kMaxTensorRank) {
+        error(SourceRange::cover(ast_param.name_range, ast_param.type.range),
+              fmt::format("tensor '{}' has {} dimensions; a tensor parameter has at most {}", ast_param.name,
+                          ast_param.type.dims.size(), kMaxTensorRank));
+      }
       for (uint32_t d = 0; d < ast_param.type.dims.size(); ++d) {
         const dsl::AstDim& ast_dim = ast_param.type.dims[d];
         TensorDim dim;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dsl/Source.h"
@@ -17,15 +18,22 @@ namespace attnc::dsl {
 
 enum class Severity { Error, Note };
 
+// The widest source excerpt a diagnostic shows. A longer line is cut to a window of about this
+// many columns around the caret (up to kContextColumns before it), each cut marked with "...", so a
+// megabyte-long line cannot make every diagnostic on it a megabyte long.
+constexpr uint32_t kMaxShownColumns = 240;
+constexpr uint32_t kContextColumns = 80;
+
 // A self-contained diagnostic: it keeps the file name and line text, so it outlives the source.
 struct Diagnostic {
   Severity severity = Severity::Error;
   std::string message;
   std::string file;
   uint32_t line = 1;
-  uint32_t column = 1;
-  uint32_t length = 1;    // caret width in bytes on that line (at least 1)
-  std::string line_text;  // the source line, for the caret display
+  uint32_t column = 1;      // in display columns (dsl/Source.h: a code point is 1, a wide one 2)
+  uint32_t length = 1;      // caret width in display columns on that line (at least 1)
+  std::string line_text;    // the source line, or a window of it around the caret (see kMaxShownColumns)
+  uint32_t caret_byte = 0;  // where the caret starts in line_text, in bytes
 };
 
 // "file:line:col: error: message", the line, and a caret under the range.
@@ -49,6 +57,7 @@ class DiagnosticEngine {
 
  private:
   void add(Severity severity, SourceRange range, std::string message);
+  void show_line(Diagnostic& d, std::string_view line, SourceRange range) const;
 
   std::shared_ptr<const SourceFile> file_;
   std::vector<Diagnostic> diagnostics_;

@@ -22,7 +22,7 @@ struct SourceRange {
   }
 };
 
-// 1-based line and column (columns count bytes).
+// 1-based line and column; columns count display columns (see CodePoint below), not bytes.
 struct LineColumn {
   uint32_t line = 1;
   uint32_t column = 1;
@@ -45,6 +45,21 @@ class SourceFile {
   std::string text_;
   std::vector<uint32_t> line_starts_;  // offset of the first byte of each line
 };
+
+// How source text is counted in columns (the `col` of `file:line:col`, and the caret): one column
+// per UTF-8 code point, two for an East Asian wide or fullwidth one (CJK ideographs, kana, Hangul,
+// fullwidth forms, emoji), and one per byte that is not part of a valid UTF-8 sequence. A tab is one
+// column (the caret line repeats the tab, so it lines up in any terminal).
+struct CodePoint {
+  uint32_t bytes = 1;    // its length in bytes (1 for an invalid byte)
+  uint32_t columns = 1;  // its display width: 1, or 2 when wide
+};
+
+// The code point that starts at `text[at]` (at < text.size()).
+CodePoint code_point_at(std::string_view text, size_t at);
+
+// The display width of `text` in columns.
+uint32_t display_columns(std::string_view text);
 
 // Reads a file into a SourceFile; throws std::runtime_error naming the path when it cannot.
 std::shared_ptr<const SourceFile> read_source_file(const std::string& path);

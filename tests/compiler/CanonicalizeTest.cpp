@@ -137,3 +137,30 @@ TEST_CASE("canonicalize returns its input when it is canonical already", "[canon
   Expr chain = canonicalize(bin(Op::Add, bin(Op::Add, make_int(2), k()), bin(Op::Add, q(), h())));
   CHECK(canonicalize(chain) == chain);
 }
+
+TEST_CASE("canonicalize keeps a shared chain node whole, however many paths reach it", "[canonicalize][deep]") {
+  // x1 = q + k, x2 = x1 + x1, ...: flattening through the shared nodes would give 2^64 leaves.
+  Expr x = bin(Op::Add, k(), q());
+  for (int i = 0; i < 64; ++i) x = bin(Op::Add, x, x);
+  Expr e = canonicalize(x);
+  CHECK(canonicalize(e) == e);
+  // Each level stays one node over the shared level below it; only the bottom sum is reordered.
+  Expr bottom = e;
+  for (int i = 0; i < 64; ++i) {
+    REQUIRE(bottom->operands[0] == bottom->operands[1]);
+    bottom = bottom->operands[0];
+  }
+  CHECK(equal(bottom, bin(Op::Add, q(), k())));
+}
+
+TEST_CASE("canonicalize sorts a chain of 30000 conditions in one pass", "[canonicalize][deep]") {
+  // ((c0 && c1) && c2) && ...: each node used once, so the whole chain is flattened from its root.
+  Expr e = bin(Op::Lt, q(), make_int(30000));
+  for (int i = 30000 - 1; i >= 0; --i) e = bin(Op::And, e, bin(Op::Lt, q(), make_int(i)));
+  Expr c = canonicalize(e);
+  // Sorted by the constant, left-deep: the rightmost leaf is the largest.
+  REQUIRE(c->op == Op::And);
+  CHECK(is_const_int(c->operands[1]->operands[1], 30000));
+  CHECK(is_const_int(c->operands[0]->operands[1]->operands[1], 29999));
+  CHECK(canonicalize(c) == c);
+}

@@ -1,15 +1,25 @@
 // Inlining of mod calls: parameters, score, tensors and extents of the callee read the caller's
-// arguments, nested calls inline recursively, and no ModCall or TensorRef is left.
+// arguments, nested calls inline recursively, and no ModCall or TensorRef is left. A call is built
+// once per distinct callee and arguments, so sharing survives and size stays bounded.
 
 #include "compiler/InlineCalls.h"
+
+#include <random>
+#include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
 #include "compiler/Frontend.h"
 #include "compiler/IRMutator.h"
+#include "compiler/Limits.h"
 #include "compiler/Printer.h"
+#include "compiler/Substitute.h"
+#include "dsl/Diagnostics.h"
+#include "tests/support/RandomExpr.h"
 
 using namespace attnc::ir;
+using namespace attnc::ir::test;
 
 namespace {
 
@@ -148,4 +158,174 @@ TEST_CASE("inline_calls returns the body unchanged when there is no call", "[inl
   Module module = load_module_text("plain.attn", "mask_mod causal = q_idx >= kv_idx;");
   ModDef inlined = inline_calls(module, module.defs[0]);
   CHECK(inlined.body == module.defs[0].body);
+}
+
+// ---- Sharing, size limits and the earlier inliner as a reference. ----
+
+namespace {
+
+// The inliner as it was before calls were memoised per call site: each ModCall is replaced by the
+// callee's inlined body with the arguments substituted, every call separately. Kept here as the
+// reference the sharing inliner must agree with exactly.
+Expr reference_inline(const Module& module, const Expr& body) {
+  return rewrite_bottom_up(body, [&](const Expr& node) {
+    if (node->kind != Kind::ModCall) return node;
+    const ModDef& callee = module.defs[node->index];
+    const size_t first = callee.kind == ModKind::Score ? 1 : 0;
+    Substitution substitution;
+    if (callee.kind == ModKind::Score) substitution.score = node->operands[0];
+    substitution.scalar_params.resize(callee.params.size());
+    substitution.tensor_params.resize(callee.params.size());
+    for (uint32_t i = 0; i < callee.params.size(); ++i) {
+      const Expr& arg = node->operands[first + i];
+      if (callee.params[i].is_tensor()) {
+        substitution.tensor_params[i] = arg->index;
+      } else {
+        substitution.scalar_params[i] = arg;
+        substitution.tensor_params[i] = i;
+      }
+    }
+    return substitute(reference_inline(module, callee.body), substitution);
+  });
+}
+
+std::string numbered_definitions(const std::string& first, const std::string& pattern, int count) {
+  // `pattern` uses {i} for this definition's number and {p} for the previous one's.
+  std::string text = first + "\n";
+  for (int i = 1; i < count; ++i) {
+    std::string line = pattern;
+    for (size_t at; (at = line.find("{i}")) != std::string::npos;) line.replace(at, 3, std::to_string(i));
+    for (size_t at; (at = line.find("{p}")) != std::string::npos;) line.replace(at, 3, std::to_string(i - 1));
+    text += line + "\n";
+  }
+  return text;
+}
+
+// A random call of one of the first `upto` definitions of `module` whose body has type `type`, or
+// null when there is none. Scalar arguments are random expressions, sometimes with calls inside.
+Expr random_call(std::mt19937& rng, const Module& module, size_t upto, Type type, const RandomExprOptions& options,
+                 int depth) {
+  std::vector<uint32_t> candidates;
+  for (uint32_t j = 0; j < upto; ++j) {
+    if (module.defs[j].body->type == type) candidates.push_back(j);
+  }
+  if (candidates.empty()) return nullptr;
+  const ModDef& callee = module.defs[candidates[rng() % candidates.size()]];
+  const uint32_t index = static_cast<uint32_t>(&callee - module.defs.data());
+  auto argument = [&](Type arg_type) {
+    Expr arg = random_expr(rng, arg_type, 2, options);
+    if (depth > 0 && rng() % 3 == 0) {
+      if (Expr inner = random_call(rng, module, index, arg_type, options, depth - 1)) return inner;
+    }
+    return arg;
+  };
+  std::vector<Expr> args;
+  if (callee.kind == ModKind::Score) args.push_back(argument(Type::Float));
+  for (uint32_t i = 0; i < callee.params.size(); ++i) {
+    const ParamDecl& param = callee.params[i];
+    if (param.is_tensor()) {
+      // Parameters #3 and #7 are both float[N]: a call may pass either for either.
+      uint32_t passed = (i == 3 || i == 7) && rng() % 2 == 0 ? (i == 3 ? 7 : 3) : i;
+      args.push_back(make_tensor_ref(passed, param.elem));
+    } else {
+      args.push_back(argument(param.elem));
+    }
+  }
+  return make_mod_call(index, type, std::move(args));
+}
+
+// A module of `count` definitions, each combining a random expression with calls of earlier ones
+// (arguments may themselves call), mask mods and score mods mixed.
+Module random_module(std::mt19937& rng, int count, const RandomExprOptions& options) {
+  Module module;
+  const std::vector<ParamDecl> decls = random_param_decls(options);
+  for (int i = 0; i < count; ++i) {
+    const bool is_score = rng() % 2 == 0;
+    const Type type = is_score ? Type::Float : Type::Bool;
+    Expr body = random_expr(rng, type, 3, options);
+    for (int calls = 0; calls < 2; ++calls) {
+      Expr call = random_call(rng, module, module.defs.size(), type, options, 2);
+      if (!call) break;
+      body = is_score ? make_binary(rng() % 2 ? Op::Add : Op::Mul, body, call)
+                      : make_binary(rng() % 2 ? Op::And : Op::Or, call, body);
+      if (is_score && rng() % 3 == 0) {
+        if (Expr mask = random_call(rng, module, module.defs.size(), Type::Bool, options, 1)) {
+          body = make_select(mask, body, call);
+        }
+      }
+    }
+    module.defs.push_back(ModDef{"d" + std::to_string(i), is_score ? ModKind::Score : ModKind::Mask, decls, body, {}});
+  }
+  return module;
+}
+
+}  // namespace
+
+TEST_CASE("inline_calls gives exactly what inlining every call separately gives", "[inline][differential]") {
+  std::mt19937 rng(61);
+  RandomExprOptions options;
+  int compared = 0;
+  for (int n = 0; n < 150; ++n) {
+    Module module = random_module(rng, 6, options);
+    for (const ModDef& def : module.defs) {
+      ModDef inlined = inline_calls(module, def);
+      Expr expected = reference_inline(module, def.body);
+      CAPTURE(n, def.name, print_expr(expected, nullptr, PrintStyle::Canonical), print_expr(inlined.body, nullptr, PrintStyle::Canonical));
+      REQUIRE(equal(inlined.body, expected));
+      CHECK_FALSE(has_kind(inlined.body, Kind::ModCall));
+      CHECK(count_nodes(inlined.body) <= count_nodes(expected));
+      ++compared;
+    }
+  }
+  CHECK(compared == 900);
+}
+
+TEST_CASE("inline_calls builds a call with equal arguments once", "[inline][deep]") {
+  SECTION("sixty score mods that each call the previous one twice with the same score") {
+    // As a tree this is 2^60 multiplications; as a DAG it is one per definition.
+    Module module = load_module_text(
+        "twice.attn",
+        numbered_definitions("score_mod s0 = score * 2.0;", "score_mod s{i} = s{p}(score) * s{p}(score);", 60));
+    ModDef inlined = inline_calls(module, *module.find("s59"));
+    CHECK(count_nodes(inlined.body) == 60 + 2);
+  }
+  SECTION("sixty score mods that call the previous one at the score and at the score plus one") {
+    // s_i(x) needs s_{i-1}(x) and s_{i-1}(x + 1): calls at x + k for k <= i, so quadratically many.
+    Module module = load_module_text(
+        "shifted.attn",
+        numbered_definitions("score_mod s0 = score * 2.0;", "score_mod s{i} = s{p}(score) - s{p}(score + 1.0);", 60));
+    ModDef inlined = inline_calls(module, *module.find("s59"));
+    CHECK(count_nodes(inlined.body) < 60 * 60 * 3);
+  }
+  SECTION("five thousand masks, each the previous one and one more condition") {
+    Module module = load_module_text(
+        "chain.attn",
+        numbered_definitions("mask_mod m0 = kv_idx <= q_idx;", "mask_mod m{i} = m{p} && q_idx - kv_idx < {i};", 5000));
+    ModDef inlined = inline_calls(module, *module.find("m4999"));
+    // kv_idx <= q_idx, then per definition: the constant, <, && (q_idx, kv_idx and q_idx - kv_idx shared).
+    CHECK(count_nodes(inlined.body) == 4 + 3 * 4999);
+  }
+}
+
+TEST_CASE("a definition that inlines to more than the node limit is a compile error", "[inline][deep]") {
+  // s_i = s_{i-1}(s_{i-1}(score)) adds 1.0 to the score 2^i times: 2^i distinct additions.
+  const std::string text =
+      numbered_definitions("score_mod s0 = score + 1.0;", "score_mod s{i} = s{p}(s{p}(score));", 31);
+  Module module = load_module_text("deep.attn", text);
+  // s15 is 2^15 additions deep, under the limit, and inlines.
+  CHECK(count_nodes(inline_calls(module, *module.find("s15")).body) == (1u << 15) + 2);
+  for (const char* name : {"s18", "s30"}) {
+    CAPTURE(name);
+    try {
+      inline_calls(module, *module.find(name));
+      FAIL("no error");
+    } catch (const attnc::dsl::CompileError& e) {
+      const std::string message = e.what();
+      CAPTURE(message);
+      CHECK(message.find(std::string("'") + name + "' is too large") != std::string::npos);
+      CHECK(message.find(std::to_string(kMaxInlinedNodes)) != std::string::npos);
+      REQUIRE(e.diagnostics().size() == 1);
+      CHECK(e.diagnostics()[0].line == static_cast<uint32_t>(std::stoi(name + 1) + 1));
+    }
+  }
 }

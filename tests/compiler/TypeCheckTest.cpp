@@ -769,3 +769,17 @@ TEST_CASE("errors inside an index expression come in source order", "[typecheck]
   CHECK(errors[2].message == "a tensor index must be int, not bool");
   CHECK(errors[2].column == 58);
 }
+
+TEST_CASE("a tensor parameter has at most eight dimensions", "[typecheck]") {
+  // The backends pass shapes and strides in fixed arrays of kMaxTensorRank entries; a ninth
+  // dimension used to reach the CUDA generator and stop it with an internal error.
+  CHECK(body_of("mask_mod m(t: int[A, B, C, D, E, F, G, H]) = t[0, 0, 0, 0, 0, 0, 0, 0] == 0;") != nullptr);
+  Marked m = unmark("mask_mod m({t: int[A, B, C, D, E, F, G, H, I]}) = true;");
+  Checked c = check(m.text);
+  INFO(dsl::render(c.diagnostics));
+  auto errors = c.errors();
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].message == "tensor 't' has 9 dimensions; a tensor parameter has at most 8");
+  CHECK(errors[0].column == m.column);
+  CHECK(c.module.defs.empty());
+}
