@@ -5,9 +5,12 @@
 
 #include <fmt/format.h>
 
+#include "runtime/core/Mods.h"
 #include "runtime/core/RuntimeError.h"
 #include "runtime/families/flash/FlashCpu.h"
 #include "runtime/families/flash/FlashCuda.h"
+#include "runtime/families/linear/LinearCpu.h"
+#include "runtime/families/linear/LinearCuda.h"
 
 namespace attnc {
 
@@ -47,6 +50,25 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, c
   switch (device) {
     case Device::Cpu: flash_attention(q, k, v, out, options, lse); return;
     case Device::Cuda: flash::flash_attention_cuda(q, k, v, out, options, lse); return;
+  }
+}
+
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const Tensor& mask,
+               const AttentionOptions& options, Tensor* lse) {
+  attention(q, k, v, out, with_mask(options, mask), lse);
+}
+
+void linear_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
+                      const LinearAttentionOptions& options) {
+  if (!q.defined()) throw RuntimeError("linear_attention: q is undefined");
+  const Device device = q.device();
+  check_device(device, k, "k");
+  check_device(device, v, "v");
+  check_device(device, out, "out");
+  check_device(device, options.mask, "mask");
+  switch (device) {
+    case Device::Cpu: linear_attention_cpu(q, k, v, out, options); return;
+    case Device::Cuda: linear::linear_attention_cuda(q, k, v, out, options); return;
   }
 }
 
