@@ -27,6 +27,8 @@ set(ATTNC_PARTS
     runtime/cuda
     runtime/families
     runtime
+    distributed
+    nn
     bench
     tools)
 
@@ -56,8 +58,8 @@ function(part_of path out_part out_level)
   set(${out_level} ${best_level} PARENT_SCOPE)
 endfunction()
 
-file(GLOB_RECURSE files RELATIVE "${ROOT}" "${ROOT}/dsl/*" "${ROOT}/compiler/*" "${ROOT}/runtime/*" "${ROOT}/bench/*"
-     "${ROOT}/tools/*")
+file(GLOB_RECURSE files RELATIVE "${ROOT}" "${ROOT}/dsl/*" "${ROOT}/compiler/*" "${ROOT}/runtime/*"
+     "${ROOT}/distributed/*" "${ROOT}/nn/*" "${ROOT}/bench/*" "${ROOT}/tools/*")
 set(violations "")
 set(checked 0)
 foreach(file IN LISTS files)

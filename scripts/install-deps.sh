@@ -10,7 +10,7 @@ set -euo pipefail
 # llvm-14-dev: the LLVM CPU backend (found at configure time).  clang: libFuzzer targets.
 # libopenblas-dev, pkg-config: the sgemm ceiling of `attnc bench` (optional at configure time).
 # libdlpack-dev: DLPack's header, for Tensor::from_dlpack / to_dlpack (optional at configure time).
-packages=(cmake ninja-build g++ libfmt-dev catch2 llvm-14-dev clang libopenblas-dev pkg-config libdlpack-dev)
+packages=(cmake ninja-build g++ libfmt-dev catch2 llvm-14-dev clang libopenblas-dev pkg-config libdlpack-dev openmpi-bin libopenmpi-dev)
 
 missing=()
 for package in "${packages[@]}"; do
