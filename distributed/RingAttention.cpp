@@ -82,9 +82,6 @@ struct RingRank::State {
                                      kFunction, rank, geometry.q.shard_length(rank), geometry.q.length(),
                                      shard_layout_name(geometry.q.layout()), q.describe()));
     }
-    if (options.q_offset != 0) {
-      throw RuntimeError(fmt::format("{}: q_offset must be 0: the sharding places the queries", kFunction));
-    }
     if (options.score_mod) score.emplace(block_view_mod(*options.score_mod));
     if (options.mask_mod) {
       mask.emplace(block_view_mod(*options.mask_mod));
@@ -135,8 +132,8 @@ void RingRank::attend(const Tensor& k_shard, const Tensor& v_shard, int source,
             const TilePosition at{static_cast<int32_t>(b),         static_cast<int32_t>(h),
                                   static_cast<int32_t>(qs.length), static_cast<int32_t>(ks.length),
                                   static_cast<int32_t>(s.heads),   static_cast<int32_t>(k_shard.size(1))};
-            empty = s.mask_program->classify(static_cast<int32_t>(qs.global_first),
-                                             static_cast<int32_t>(qs.global_first + qs.length - 1), 0,
+            const auto q_first = static_cast<int32_t>(s.options.q_offset + qs.global_first);
+            empty = s.mask_program->classify(q_first, static_cast<int32_t>(q_first + qs.length - 1), 0,
                                              static_cast<int32_t>(ks.length - 1), at, args) == ir::TileClass::Empty;
           }
         }
@@ -149,7 +146,7 @@ void RingRank::attend(const Tensor& k_shard, const Tensor& v_shard, int source,
       AttentionOptions block = s.options;
       block.score_mod = score_at ? &*score_at : nullptr;
       block.mask_mod = mask_at ? &*mask_at : nullptr;
-      block.q_offset = static_cast<int32_t>(qs.global_first);
+      block.q_offset = static_cast<int32_t>(s.options.q_offset + qs.global_first);
       Tensor out = Tensor::empty(DType::F32, {s.batch, s.heads, qs.length, dv});
       Tensor lse = Tensor::empty(DType::F32, {s.batch, s.heads, qs.length});
       flash_attention(narrow(s.q, 2, qs.local_first, qs.length), narrow(k_shard, 2, ks.local_first, ks.length),

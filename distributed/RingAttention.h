@@ -9,7 +9,8 @@
 //
 // Positions are global. A rank's shard is one or two segments of the sequence (distributed/
 // Sharding.h); each (query segment, key segment) pair is one block, run by the flash kernel with
-// AttentionOptions::q_offset at the query segment's first position and the mods seen through
+// AttentionOptions::q_offset at the query segment's first position (plus the call's own q_offset,
+// which places the whole query sequence after cached keys, as in decoding) and the mods seen through
 // block_view_mod (runtime/core/Mods.h), which adds the key segment's first position to kv_idx and
 // gives q_len / kv_len the whole sequence's lengths: mods see exactly the (b, h, q_idx, kv_idx) of
 // standard attention on the whole sequence, with one compiled program for every block. Before a

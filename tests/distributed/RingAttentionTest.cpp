@@ -126,8 +126,15 @@ TEST_CASE("the ring refuses shards that do not match the geometry", "[distribute
   const Tensor q = uniform_tensor(8, DType::F32, {1, 1, 9, 4});
   CHECK_THROWS_WITH(RingRank(q, geometry, 0, AttentionOptions{}),
                     Catch::Contains("rank 0 holds 10 query positions of 20 in a zigzag ring"));
-  AttentionOptions offset;
-  offset.q_offset = 3;
-  CHECK_THROWS_WITH(RingRank(uniform_tensor(8, DType::F32, {1, 1, 10, 4}), geometry, 0, offset),
-                    Catch::Contains("q_offset must be 0"));
+}
+
+TEST_CASE("the ring places queries after cached keys with q_offset", "[distributed][ring]") {
+  // Five new queries at positions 40..44 against 45 keys, causal: decoding after a prefill.
+  const Tensor q = uniform_tensor(9, DType::F32, {1, 2, 5, 8});
+  const Tensor k = uniform_tensor(10, DType::F32, {1, 2, 45, 8});
+  const Mod causal = causal_mod();
+  AttentionOptions options;
+  options.mask_mod = &causal;
+  options.q_offset = 40;
+  check_ring(q, k, k, options, 3, ShardLayout::ZigZag);
 }
