@@ -121,9 +121,7 @@ struct LinearForward {
     const int cols = HEAD_DIM_V - col0 < DV_TILE ? HEAD_DIM_V - col0 : DV_TILE;
 
     float* smem = reinterpret_cast<float*>(attnc_dev::dynamic_shared_memory());
-    float* state = smem + kState;
-    float* norm = smem + kNorm;
-    for (int i = tid; i < HEAD_DIM * DV_TILE + HEAD_DIM; i += THREADS) smem[i] = 0.0f;
+    for (int i = tid; i < kNorm + HEAD_DIM; i += THREADS) smem[i] = 0.0f;  // S and z start at 0
 
     const Elem* q = static_cast<const Elem*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride;
     const Elem* k = static_cast<const Elem*>(p.k) + b * p.k_batch_stride + kv_head * p.k_head_stride;
@@ -145,21 +143,9 @@ struct LinearForward {
           smem[kScores + idx] = j <= i ? dot(smem + kPhiQ + i * kDStride, smem + kPhiK + j * kDStride) : 0.0f;
         }
         attnc_dev::block_barrier();
-        for (int i = tid; i < CHUNK; i += THREADS) {
-          float den = 1e-6f + dot(smem + kPhiQ + i * kDStride, norm);
-          for (int j = 0; j <= i; ++j) den += smem[kScores + i * CHUNK + j];
-          smem[kDen + i] = den;
-        }
+        denominators(smem, tid);
         attnc_dev::block_barrier();
-        for (int idx = tid; idx < CHUNK * DV_TILE; idx += THREADS) {
-          const int i = idx / DV_TILE, e = idx % DV_TILE;
-          if (first + i >= p.q_len || e >= cols) continue;
-          float num = 0.0f;
-          const float* phi_q = smem + kPhiQ + i * kDStride;
-          for (int d = 0; d < HEAD_DIM; ++d) num += phi_q[d] * state[d * DV_TILE + e];
-          for (int j = 0; j <= i; ++j) num += smem[kScores + i * CHUNK + j] * smem[kValue + j * DV_TILE + e];
-          out[(first + i) * p.out_row_stride + col0 + e] = FromFloat<Elem>::convert(num / smem[kDen + i]);
-        }
+        write_outputs(smem, out, p, first, col0, cols, tid);
         attnc_dev::block_barrier();  // the outputs read S before this chunk's keys join it
         accumulate_state(smem, tid);
         attnc_dev::block_barrier();
@@ -179,17 +165,38 @@ struct LinearForward {
       const int first = c * CHUNK;
       load_queries(smem, q, p, first, tid);
       attnc_dev::block_barrier();
-      for (int i = tid; i < CHUNK; i += THREADS) smem[kDen + i] = 1e-6f + dot(smem + kPhiQ + i * kDStride, norm);
+      denominators(smem, tid);
       attnc_dev::block_barrier();
-      for (int idx = tid; idx < CHUNK * DV_TILE; idx += THREADS) {
-        const int i = idx / DV_TILE, e = idx % DV_TILE;
-        if (first + i >= p.q_len || e >= cols) continue;
-        float num = 0.0f;
-        const float* phi_q = smem + kPhiQ + i * kDStride;
-        for (int d = 0; d < HEAD_DIM; ++d) num += phi_q[d] * state[d * DV_TILE + e];
-        out[(first + i) * p.out_row_stride + col0 + e] = FromFloat<Elem>::convert(num / smem[kDen + i]);
-      }
+      write_outputs(smem, out, p, first, col0, cols, tid);
       attnc_dev::block_barrier();  // before the next chunk's queries overwrite phi(Q_c)
+    }
+  }
+
+  // den_i = phi(q_i) . z + 1e-6, plus (causal) the row sum of A: the chunk's own visible keys.
+  static ATTNC_DEVICE_INLINE void denominators(float* smem, int tid) {
+    for (int i = tid; i < CHUNK; i += THREADS) {
+      float den = 1e-6f + dot(smem + kPhiQ + i * kDStride, smem + kNorm);
+      if (CAUSAL) {
+        for (int j = 0; j <= i; ++j) den += smem[kScores + i * CHUNK + j];
+      }
+      smem[kDen + i] = den;
+    }
+  }
+
+  // out_i = (phi(q_i) S (+ A_i V_c, causal)) / den_i for the chunk's in-range rows and the slice's
+  // in-range columns.
+  static ATTNC_DEVICE_INLINE void write_outputs(const float* smem, Elem* out, const LinearParams& p, int first,
+                                                int col0, int cols, int tid) {
+    for (int idx = tid; idx < CHUNK * DV_TILE; idx += THREADS) {
+      const int i = idx / DV_TILE, e = idx % DV_TILE;
+      if (first + i >= p.q_len || e >= cols) continue;
+      float num = 0.0f;
+      const float* phi_q = smem + kPhiQ + i * kDStride;
+      for (int d = 0; d < HEAD_DIM; ++d) num += phi_q[d] * smem[kState + d * DV_TILE + e];
+      if (CAUSAL) {
+        for (int j = 0; j <= i; ++j) num += smem[kScores + i * CHUNK + j] * smem[kValue + j * DV_TILE + e];
+      }
+      out[(first + i) * p.out_row_stride + col0 + e] = FromFloat<Elem>::convert(num / smem[kDen + i]);
     }
   }
 
