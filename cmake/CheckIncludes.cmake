@@ -28,6 +28,8 @@ set(ATTNC_PARTS
     runtime/tilemap
     runtime/families
     runtime
+    distributed
+    nn
     bench
     tools)
 
@@ -57,8 +59,8 @@ function(part_of path out_part out_level)
   set(${out_level} ${best_level} PARENT_SCOPE)
 endfunction()
 
-file(GLOB_RECURSE files RELATIVE "${ROOT}" "${ROOT}/dsl/*" "${ROOT}/compiler/*" "${ROOT}/runtime/*" "${ROOT}/bench/*"
-     "${ROOT}/tools/*")
+file(GLOB_RECURSE files RELATIVE "${ROOT}" "${ROOT}/dsl/*" "${ROOT}/compiler/*" "${ROOT}/runtime/*"
+     "${ROOT}/distributed/*" "${ROOT}/nn/*" "${ROOT}/bench/*" "${ROOT}/tools/*")
 set(violations "")
 set(checked 0)
 foreach(file IN LISTS files)

@@ -52,3 +52,18 @@ if(ATTNC_DLPACK_INCLUDE_DIR)
 else()
   message(STATUS "attnc: DLPack not found (dlpack/dlpack.h); Tensor::from_dlpack and to_dlpack will throw")
 endif()
+
+# MPI (Debian: openmpi-bin, libopenmpi-dev) for ring attention across processes (distributed/).
+# Without it the distributed layer keeps its MPI-free part (sharding, the per-rank algorithm and the
+# in-process ring) and the MPI tests are not built.
+option(ATTNC_WITH_MPI "Build ring attention over MPI (distributed/)" ON)
+set(ATTNC_HAVE_MPI OFF)
+if(ATTNC_WITH_MPI)
+  find_package(MPI QUIET COMPONENTS CXX)
+  if(MPI_CXX_FOUND)
+    set(ATTNC_HAVE_MPI ON)
+    message(STATUS "attnc: MPI ${MPI_CXX_VERSION} found (${MPIEXEC_EXECUTABLE}); ring attention over MPI is enabled")
+  else()
+    message(STATUS "attnc: MPI not found; ring attention runs in one process only")
+  endif()
+endif()

@@ -7,12 +7,15 @@
 
 #include <fmt/format.h>
 
+#include "runtime/core/Mods.h"
 #include "runtime/core/RuntimeError.h"
 #include "runtime/cuda/CudaDriver.h"
 #include "runtime/families/flash/FlashCpu.h"
 #include "runtime/families/flash/FlashCuda.h"
 #include "runtime/families/flash_sm90/FlashSm90Cuda.h"
 #include "runtime/tilemap/TileMap.h"
+#include "runtime/families/linear/LinearCpu.h"
+#include "runtime/families/linear/LinearCuda.h"
 
 namespace attnc {
 
@@ -83,6 +86,25 @@ std::shared_ptr<const TileMap> build_tile_map(const Tensor& q, const Tensor& k, 
       Tensor::from_data(q.data(), q.dtype(), {q.size(0), q.size(1), q.size(2), v.size(3)}, {}, Device::Cuda);
   if (!use_sm90(q, k, v, out)) return nullptr;
   return flash_sm90::build_flash_sm90_tile_map(q, k, v, options);
+}
+
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const Tensor& mask,
+               const AttentionOptions& options, Tensor* lse) {
+  attention(q, k, v, out, with_mask(options, mask), lse);
+}
+
+void linear_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
+                      const LinearAttentionOptions& options) {
+  if (!q.defined()) throw RuntimeError("linear_attention: q is undefined");
+  const Device device = q.device();
+  check_device(device, k, "k");
+  check_device(device, v, "v");
+  check_device(device, out, "out");
+  check_device(device, options.mask, "mask");
+  switch (device) {
+    case Device::Cpu: linear_attention_cpu(q, k, v, out, options); return;
+    case Device::Cuda: linear::linear_attention_cuda(q, k, v, out, options); return;
+  }
 }
 
 }  // namespace attnc

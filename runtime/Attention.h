@@ -32,4 +32,17 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, c
 std::shared_ptr<const TileMap> build_tile_map(const Tensor& q, const Tensor& k, const Tensor& v,
                                               const AttentionOptions& options);
 
+// The same with attnax's boolean mask: `mask` (bool, uint8, int32 or int64, broadcastable to
+// (B, H, Sq, Skv), True keeps; undefined for none) is anded into options' mask mod
+// (with_mask, runtime/core/Mods.h). On CUDA the mask must be an int32 or int64 device tensor.
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const Tensor& mask,
+               const AttentionOptions& options, Tensor* lse = nullptr);
+
+// Linear attention (runtime/reference/LinearReference.h gives its contract) wherever the tensors
+// live: the CPU's chunkwise kernel (runtime/families/linear/LinearCpu.h) or the CUDA family's
+// (runtime/families/linear/LinearCuda.h: fp32, bf16 or fp16 inputs, out of the same dtype, a bool or
+// uint8 mask), waiting for it to finish.
+void linear_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
+                      const LinearAttentionOptions& options = {});
+
 }  // namespace attnc

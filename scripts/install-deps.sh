@@ -11,8 +11,9 @@ set -euo pipefail
 # libopenblas-dev, pkg-config: the sgemm ceiling of `attnc bench` (optional at configure time).
 # libdlpack-dev: DLPack's header, for Tensor::from_dlpack / to_dlpack (optional at configure time).
 # libcli11-dev, nlohmann-json3-dev: attnc's command lines and JSON (header-only).
+# openmpi-bin, libopenmpi-dev: ring attention over MPI (distributed/; optional at configure time).
 packages=(cmake ninja-build g++ libfmt-dev catch2 llvm-14-dev clang libopenblas-dev pkg-config libdlpack-dev
-  libcli11-dev nlohmann-json3-dev)
+  libcli11-dev nlohmann-json3-dev openmpi-bin libopenmpi-dev)
 
 missing=()
 for package in "${packages[@]}"; do

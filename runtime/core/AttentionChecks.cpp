@@ -117,6 +117,39 @@ AttentionShape check_attention_args(const char* function, const Tensor& q, const
   return s;
 }
 
+KeyMask check_key_mask(const char* function, const Tensor& mask, const AttentionShape& shape, const TensorRule& rule) {
+  KeyMask key_mask;
+  if (!mask.defined()) return key_mask;
+  Checker c{function, rule};
+  if (mask.device() != rule.device) {
+    c.fail(fmt::format("mask is on {}; {} runs on {} tensors ({})", device_name(mask.device()), function,
+                       device_name(rule.device), mask.describe()));
+  }
+  if (!dtype_is_boolean(mask.dtype()) && !dtype_is_integer(mask.dtype())) {
+    c.fail(fmt::format("mask must be bool, uint8, int32 or int64, got {}", mask.describe()));
+  }
+  const std::vector<int64_t> target{shape.batch, shape.heads, shape.q_len, shape.kv_len};
+  if (mask.rank() < 1 || mask.rank() > 4) {
+    c.fail(fmt::format("mask must have rank 1 to 4, broadcastable to {} (B, H, Sq, Skv), got {}",
+                       shape_to_string(target), mask.describe()));
+  }
+  int64_t strides[4] = {0, 0, 0, 0};
+  const size_t skip = 4 - mask.rank();
+  for (size_t d = 0; d < mask.rank(); ++d) {
+    const int64_t extent = mask.size(d), wanted = target[skip + d];
+    if (extent != 1 && extent != wanted) {
+      c.fail(fmt::format("mask {} does not broadcast to {} (B, H, Sq, Skv)", mask.describe(), shape_to_string(target)));
+    }
+    strides[skip + d] = extent == 1 ? 0 : mask.stride(d);
+  }
+  key_mask.data = mask.data();
+  key_mask.dtype = mask.dtype();
+  key_mask.batch_stride = strides[0];
+  key_mask.head_stride = strides[1];
+  key_mask.kv_stride = strides[3];
+  return key_mask;
+}
+
 std::vector<int64_t> attention_out_shape(const Tensor& q, const Tensor& v) {
   return {q.shape()[0], q.shape()[1], q.shape()[2], v.shape()[3]};
 }

@@ -39,6 +39,26 @@ AttentionShape check_attention_args(const char* function, const Tensor& q, const
                                     const Tensor& out, const AttentionOptions& options, Tensor* lse,
                                     const TensorRule& rule = {});
 
+// Linear attention's key mask (LinearAttentionOptions::mask) resolved to (b, h, kv) strides in
+// elements, 0 along broadcast axes, at query row 0. An undefined mask keeps every key.
+struct KeyMask {
+  const void* data = nullptr;
+  DType dtype = DType::Bool;
+  int64_t batch_stride = 0, head_stride = 0, kv_stride = 0;
+
+  bool defined() const { return data != nullptr; }
+  // Host memory only.
+  bool keeps(int64_t b, int64_t h, int64_t kv) const {
+    return data == nullptr || load_as_int(data, dtype, b * batch_stride + h * head_stride + kv * kv_stride) != 0;
+  }
+};
+
+// Checks a linear attention mask against the call's shape (`function` prefixes the messages):
+// bool, uint8, int32 or int64, on rule.device, rank 1 to 4, broadcastable to (B, H, Sq, Skv) from
+// the right (every extent 1 or the call's).
+KeyMask check_key_mask(const char* function, const Tensor& mask, const AttentionShape& shape,
+                       const TensorRule& rule = {});
+
 // The checks of q and v alone, for the overloads that allocate `out` from their shapes.
 void check_attention_inputs(const char* function, const Tensor& q, const Tensor& v, const TensorRule& rule = {});
 

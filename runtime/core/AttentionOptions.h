@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "runtime/core/Mod.h"
+#include "runtime/core/Tensor.h"
 
 namespace attnc {
 
@@ -30,6 +31,21 @@ struct AttentionOptions {
   const TileMap* tile_map = nullptr;
   // Precision of dot products and softmax. Scores passed to mods are fp32 either way.
   enum class Accumulation { F64, F32 } accumulation = Accumulation::F64;
+};
+
+// Linear attention (attnax's linear_attention; docs/semantics.md, "Linear attention"): softmax-free,
+// with the feature map phi(x) = elu(x) + 1, so it takes no mods and no scale.
+struct LinearAttentionOptions {
+  // Query i sees keys j <= i (top-left aligned, as causal_mod); otherwise every key.
+  bool causal = true;
+  // Tokens per chunk of the chunkwise-parallel form (> 0): inside a chunk a masked matmul, across
+  // chunks a (D x Dv) state and a (D) normaliser carried forward. It changes only the order of
+  // floating-point sums, not the result.
+  int32_t chunk_size = 64;
+  // Keys to drop, as attnax does: a bool, uint8, int32 or int64 tensor broadcastable to
+  // (B, H, Sq, Skv) of which only query row 0 is read (a key-padding mask; nonzero keeps). A
+  // dropped key's phi(k) and v are zeroed, so it adds to neither sum. Undefined: keep every key.
+  Tensor mask;
 };
 
 }  // namespace attnc

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "compiler/Frontend.h"
+#include "compiler/IRMutator.h"
 #include "compiler/Interpreter.h"
 #include "compiler/Prelude.h"
 #include "compiler/Substitute.h"
@@ -57,6 +59,15 @@ class Combiner {
       params_.push_back(std::move(param));
     }
     return ir::substitute(def.body, renumber);
+  }
+
+  // Appends a new scalar int parameter (renamed on a clash) and returns its reference.
+  ir::Expr add_int_param(const std::string& base, std::string& name) {
+    ir::ParamDecl param;
+    param.name = name = unique(base);
+    param.elem = ir::Type::Int;
+    params_.push_back(param);
+    return ir::make_param(static_cast<uint32_t>(params_.size() - 1), ir::Type::Int);
   }
 
   // The combined mod, optimised, with the carried arguments bound.
@@ -143,25 +154,126 @@ Mod prefix_lm_mod(Tensor prefix_lengths) { return prelude_mod("prefix_lm").bind(
 
 Mod document_mask_mod(Tensor document_ids) { return prelude_mod("document").bind("ids", std::move(document_ids)); }
 
-Mod additive_bias_mod(Tensor bias) {
-  if (bias.defined() && bias.rank() >= 1 && bias.rank() < 4) {
-    // Broadcast from the right: prepend axes of extent 1 (their stride never matters).
-    std::vector<int64_t> shape = bias.shape();
-    std::vector<int64_t> strides = bias.strides();
-    shape.insert(shape.begin(), 4 - bias.rank(), 1);
-    strides.insert(strides.begin(), 4 - bias.rank(), 0);
-    std::shared_ptr<Tensor> keep = std::make_shared<Tensor>(bias);
-    bias = Tensor::from_storage(std::shared_ptr<void>(keep, bias.data()), bias.data(), bias.dtype(), std::move(shape),
-                                std::move(strides), bias.device());
-  }
-  return prelude_mod("additive_bias").bind("bias", std::move(bias));
+namespace {
+
+// `t` with the axes a rank below 4 lacks prepended (extent 1, stride 0), as PyTorch broadcasts from the right.
+Tensor broadcast_to_rank4(const Tensor& t) {
+  if (!t.defined() || t.rank() < 1 || t.rank() >= 4) return t;
+  std::vector<int64_t> shape = t.shape();
+  std::vector<int64_t> strides = t.strides();
+  shape.insert(shape.begin(), 4 - t.rank(), 1);
+  strides.insert(strides.begin(), 4 - t.rank(), 0);
+  std::shared_ptr<Tensor> keep = std::make_shared<Tensor>(t);
+  return Tensor::from_storage(std::shared_ptr<void>(keep, t.data()), t.data(), t.dtype(), std::move(shape),
+                              std::move(strides), t.device());
 }
+
+// A contiguous int32 copy of a bool / uint8 CPU tensor (1 where nonzero). Axes the view broadcasts
+// (stride 0) are kept at extent 1, so an expanded mask is not materialised: clamped indices read
+// the one element, as the view did.
+Tensor to_int32_mask(const Tensor& mask) {
+  std::vector<int64_t> shape = mask.shape();
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (mask.strides()[d] == 0) shape[d] = std::min<int64_t>(shape[d], 1);
+  }
+  Tensor out = Tensor::empty(DType::I32, shape);
+  auto* data = static_cast<int32_t*>(out.data());
+  std::vector<int64_t> index(shape.size(), 0);
+  for (int64_t i = 0, n = out.numel(); i < n; ++i) {
+    data[i] = mask.get_bool(index) ? 1 : 0;
+    for (size_t d = shape.size(); d-- > 0;) {
+      if (++index[d] < shape[d]) break;
+      index[d] = 0;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Mod additive_bias_mod(Tensor bias) { return prelude_mod("additive_bias").bind("bias", broadcast_to_rank4(bias)); }
 
 Mod softcap_mod(float cap) {
   if (!(cap > 0.0f) || std::isinf(cap)) {
     throw RuntimeError(fmt::format("softcap_mod: the cap must be positive and finite, not {}", cap));
   }
   return prelude_mod("softcap").bind("cap", cap);
+}
+
+Mod mask_tensor_mod(Tensor mask) {
+  static const Mod unbound = [] {
+    // Over an int tensor, not a bool one: the tile classifier summarises int tensors over a box.
+    const ir::Module module = ir::load_module_text(
+        "<mask_tensor_mod>", "mask_mod mask_tensor(keep: int[BB, BH, BQ, BK]) = keep[b, h, q_idx, kv_idx] != 0;\n");
+    return Mod::from_module(module, "mask_tensor");
+  }();
+  if (!mask.defined()) throw RuntimeError("mask_tensor_mod: the mask is undefined");
+  if (mask.rank() < 1 || mask.rank() > 4) {
+    throw RuntimeError(fmt::format(
+        "mask_tensor_mod: the mask must have rank 1 to 4, broadcastable to (B, H, Sq, Skv), got {}", mask.describe()));
+  }
+  switch (mask.dtype()) {
+    case DType::I32:
+    case DType::I64: break;
+    case DType::Bool:
+    case DType::U8:
+      if (mask.device() != Device::Cpu) {
+        throw RuntimeError(
+            fmt::format("mask_tensor_mod: a {} mask must be on the CPU (it is copied into int32 there); on {} pass "
+                        "an int32 mask, got {}",
+                        dtype_name(mask.dtype()), device_name(mask.device()), mask.describe()));
+      }
+      mask = to_int32_mask(mask);
+      break;
+    default:
+      throw RuntimeError(
+          fmt::format("mask_tensor_mod: the mask must be bool, uint8, int32 or int64, got {}", mask.describe()));
+  }
+  return Mod(unbound).bind("keep", broadcast_to_rank4(mask));
+}
+
+MaskedOptions::MaskedOptions(const AttentionOptions& options, const Tensor& mask) : options_(options) {
+  if (!mask.defined()) return;
+  Mod tensor_mod = mask_tensor_mod(mask);
+  mask_ = std::make_shared<const Mod>(options.mask_mod ? and_masks({*options.mask_mod, tensor_mod}) : tensor_mod);
+  options_.mask_mod = mask_.get();
+}
+
+MaskedOptions with_mask(const AttentionOptions& options, const Tensor& mask) { return MaskedOptions(options, mask); }
+
+Mod BlockMod::at(int32_t kv_offset_value, int32_t q_len, int32_t kv_len) const {
+  Mod bound = mod;
+  bound.bind(kv_offset, kv_offset_value);
+  if (!seq_q_len.empty()) bound.bind(seq_q_len, q_len);
+  if (!seq_kv_len.empty()) bound.bind(seq_kv_len, kv_len);
+  return bound;
+}
+
+BlockMod block_view_mod(const Mod& mod) {
+  bool reads_q_len = false, reads_kv_len = false;
+  ir::for_each_node(mod.def().body, [&](const ir::Expr& node) {
+    if (node->kind != ir::Kind::Builtin) return;
+    reads_q_len = reads_q_len || node->builtin == ir::Builtin::QLen;
+    reads_kv_len = reads_kv_len || node->builtin == ir::Builtin::KvLen;
+  });
+  Combiner combiner;
+  ir::Expr body = combiner.append(mod);
+  BlockMod result{mod, "", "", ""};
+  const ir::Expr offset = combiner.add_int_param("kv_offset", result.kv_offset);
+  const ir::Expr q_len = reads_q_len ? combiner.add_int_param("seq_q_len", result.seq_q_len) : nullptr;
+  const ir::Expr kv_len = reads_kv_len ? combiner.add_int_param("seq_kv_len", result.seq_kv_len) : nullptr;
+  const ir::Expr kv_idx = ir::make_binary(ir::Op::Add, ir::make_builtin(ir::Builtin::KvIdx), offset);
+  body = ir::rewrite_bottom_up(body, [&](const ir::Expr& node) -> ir::Expr {
+    if (node->kind != ir::Kind::Builtin) return node;
+    switch (node->builtin) {
+      case ir::Builtin::KvIdx: return kv_idx;
+      case ir::Builtin::QLen: return q_len;
+      case ir::Builtin::KvLen: return kv_len;
+      default: return node;
+    }
+  });
+  result.mod = combiner.finish(fmt::format("block_view_mod({})", mod.name()), mod.kind(), body);
+  return result;
 }
 
 Mod compose_score_mods(const std::vector<Mod>& mods) {

@@ -1,5 +1,6 @@
 #include "runtime/cpu/CpuModProgram.h"
 
+#include <atomic>
 #include <future>
 #include <limits>
 #include <map>
@@ -233,7 +234,11 @@ class ProgramCache {
         compile_here = true;
       }
     }
-    if (!compile_here) return future.get();
+    if (!compile_here) {
+      ++hits_;
+      return future.get();
+    }
+    ++compiles_;
     try {
       promise.set_value(build_program(mod, backend));
     } catch (...) {
@@ -245,10 +250,18 @@ class ProgramCache {
     return future.get();
   }
 
+  CpuProgramCacheStats stats() const { return {hits_.load(), compiles_.load()}; }
+
  private:
+  std::atomic<uint64_t> hits_{0}, compiles_{0};
   std::mutex mutex_;
   std::map<std::string, std::shared_future<std::shared_ptr<const CpuModProgram>>> programs_;
 };
+
+ProgramCache& program_cache() {
+  static ProgramCache cache;
+  return cache;
+}
 
 }  // namespace
 
@@ -263,9 +276,10 @@ std::shared_ptr<const CpuModProgram> compile_cpu_program(const Mod& mod, CpuBack
                     "use the interpreter backend",
                     mod.describe()));
   }
-  static ProgramCache cache;
-  return cache.get(mod, backend);
+  return program_cache().get(mod, backend);
 }
+
+CpuProgramCacheStats cpu_program_cache_stats() { return program_cache().stats(); }
 
 bool cpu_jit_available() { return jit_starts(); }
 

@@ -44,6 +44,14 @@ enum class CpuBackend { Auto, Llvm, Interpreter };
 // requests for one signature compile once). Auto uses LLVM when the build has it.
 std::shared_ptr<const CpuModProgram> compile_cpu_program(const Mod& mod, CpuBackend backend = CpuBackend::Auto);
 
+// What the program cache of compile_cpu_program has done since the process started: a test (or a
+// module composing mods per call, nn/) counts compilations with it.
+struct CpuProgramCacheStats {
+  uint64_t hits = 0;      // found compiled (or being compiled by another thread)
+  uint64_t compiles = 0;  // compiled (including compilations that failed)
+};
+CpuProgramCacheStats cpu_program_cache_stats();
+
 // Whether this build has the LLVM JIT.
 bool cpu_jit_available();
 

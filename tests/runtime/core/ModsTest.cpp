@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "compiler/Frontend.h"
+#include "compiler/TileClassifier.h"
 #include "runtime/core/RuntimeError.h"
 
 using namespace attnc;
@@ -345,4 +346,114 @@ TEST_CASE("built-in mods have the signatures of the same mods written by hand", 
   CHECK(compose_score_mods({alibi_mod(4), softcap_mod(20.0f)}).signature() ==
         user_mod("score_mod c(s: float[N], cap: float) = cap * tanh((score - s[h] * abs(q_idx - kv_idx)) / cap);", "c")
             .signature());
+}
+
+TEST_CASE("a mask tensor becomes a mask mod that keeps where the tensor is true, broadcasting", "[runtime][mods]") {
+  // (Sq, Skv) = (3, 4), broadcast over batch and heads.
+  const std::vector<int32_t> bits{1, 0, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1};
+  for (DType dtype : {DType::Bool, DType::U8, DType::I32, DType::I64}) {
+    CAPTURE(dtype_name(dtype));
+    const Mod mod = mask_tensor_mod(Tensor::from_vector(bits, {3, 4}, dtype));
+    CHECK(mod.kind() == dsl::ModKind::Mask);
+    CHECK(mod.fully_bound());
+    for (int b = 0; b < 2; ++b)
+      for (int h = 0; h < 3; ++h)
+        for (int q = 0; q < 3; ++q)
+          for (int kv = 0; kv < 4; ++kv) {
+            CAPTURE(b, h, q, kv);
+            CHECK(keeps(mod, b, h, q, kv, {3, 4, 3}) == (bits[size_t(q * 4 + kv)] != 0));
+          }
+  }
+  SECTION("a (B, 1, 1, Skv) padding mask varies with the batch only") {
+    const Mod pad =
+        mask_tensor_mod(Tensor::from_vector(std::vector<int32_t>{1, 1, 0, 1, 0, 0}, {2, 1, 1, 3}, DType::Bool));
+    CHECK(keeps(pad, 0, 2, 1, 1, {3, 3, 3}));
+    CHECK_FALSE(keeps(pad, 0, 2, 1, 2, {3, 3, 3}));
+    CHECK(keeps(pad, 1, 0, 2, 0, {3, 3, 3}));
+    CHECK_FALSE(keeps(pad, 1, 0, 2, 1, {3, 3, 3}));
+  }
+  SECTION("bool masks of one layout share a signature with int32 masks (they are copied into int32)") {
+    CHECK(mask_tensor_mod(Tensor::from_vector(bits, {3, 4}, DType::Bool)).signature() ==
+          mask_tensor_mod(Tensor::from_vector(bits, {3, 4}, DType::I32)).signature());
+  }
+  SECTION("it refuses float masks and ranks above 4") {
+    CHECK_THROWS_WITH(mask_tensor_mod(Tensor::from_vector(std::vector<float>{1.0f})),
+                      Catch::Contains("bool, uint8, int32 or int64"));
+    CHECK_THROWS_WITH(mask_tensor_mod(Tensor::zeros(DType::Bool, {1, 1, 1, 1, 1})), Catch::Contains("rank 1 to 4"));
+  }
+}
+
+TEST_CASE("a mask tensor's mod classifies tiles from the tensor's box summaries", "[runtime][mods]") {
+  // Rows 0-3 keep keys 0-3 only; rows 4-7 keep every key.
+  std::vector<int32_t> bits(64, 0);
+  for (int q = 0; q < 8; ++q)
+    for (int kv = 0; kv < 8; ++kv) bits[size_t(q * 8 + kv)] = q >= 4 || kv < 4;
+  const Mod mod = mask_tensor_mod(Tensor::from_vector(bits, {8, 8}, DType::Bool));
+  ir::TileClassifier classifier(mod.def());
+  ir::Environment env = mod.environment(8, 8, 1, 1);
+  CHECK(classifier.classify(env, 0, 3, 4, 7) == ir::TileClass::Empty);
+  CHECK(classifier.classify(env, 4, 7, 0, 7) == ir::TileClass::Full);
+  CHECK(classifier.classify(env, 0, 3, 0, 3) == ir::TileClass::Full);
+  CHECK(classifier.classify(env, 0, 7, 0, 7) == ir::TileClass::Partial);
+}
+
+TEST_CASE("with_mask ands a mask tensor into the options' mask mod and owns it", "[runtime][mods]") {
+  const Mod causal = causal_mod();
+  AttentionOptions options;
+  options.mask_mod = &causal;
+  const Tensor pad = Tensor::from_vector(std::vector<int32_t>{1, 1, 1, 0}, {4}, DType::Bool);
+  MaskedOptions masked = with_mask(options, pad);
+  const MaskedOptions copy = masked;  // copies share the mod
+  masked = with_mask(AttentionOptions{}, Tensor());
+  REQUIRE(copy.options().mask_mod != nullptr);
+  for (int q = 0; q < 4; ++q)
+    for (int kv = 0; kv < 4; ++kv) {
+      CAPTURE(q, kv);
+      CHECK(keeps(*copy.options().mask_mod, 0, 0, q, kv, {4, 4, 1}) == (kv <= q && kv != 3));
+    }
+  CHECK(masked.options().mask_mod == nullptr);  // an undefined mask changes nothing
+  const MaskedOptions alone = with_mask(AttentionOptions{}, pad);
+  CHECK(keeps(*alone.options().mask_mod, 0, 0, 0, 2, {4, 4, 1}));
+  CHECK_FALSE(keeps(*alone.options().mask_mod, 0, 0, 0, 3, {4, 4, 1}));
+}
+
+TEST_CASE("a block view of a mod sees whole-sequence key positions and lengths", "[runtime][mods]") {
+  SECTION("kv_idx is shifted by the block's offset") {
+    const BlockMod block = block_view_mod(causal_mod());
+    CHECK(block.seq_q_len.empty());
+    CHECK(block.seq_kv_len.empty());
+    const Mod at = block.at(10, 32, 32);
+    CHECK(at.fully_bound());
+    CHECK(keeps(at, 0, 0, 12, 2));  // key 12 <= query 12
+    CHECK_FALSE(keeps(at, 0, 0, 11, 2));
+  }
+  SECTION("q_len and kv_len become the sequence's") {
+    const BlockMod block = block_view_mod(causal_bottom_right_mod());
+    CHECK(block.seq_q_len == "seq_q_len");
+    CHECK(block.seq_kv_len == "seq_kv_len");
+    const Mod at = block.at(4, 8, 16);  // whole sequence: 8 queries, 16 keys; block of keys from 4
+    for (int q = 0; q < 8; ++q)
+      for (int kv = 0; kv < 4; ++kv) {
+        CAPTURE(q, kv);
+        CHECK(keeps(at, 0, 0, q, kv, {8, 4, 1}) == (kv + 4 <= q + 16 - 8));
+      }
+  }
+  SECTION("bound arguments carry over and clashing names are renamed") {
+    const Mod user = user_mod("mask_mod m(kv_offset: int) = kv_idx - kv_offset <= q_idx;", "m").bind("kv_offset", 3);
+    const BlockMod block = block_view_mod(user);
+    CHECK(block.kv_offset == "kv_offset_2");
+    const Mod at = block.at(5, 20, 20);
+    CHECK(keeps(at, 0, 0, 2, 0));  // 0 + 5 - 3 <= 2
+    CHECK_FALSE(keeps(at, 0, 0, 1, 0));
+  }
+  SECTION("every offset shares one signature, and the tile classifier is exact on blocks") {
+    const BlockMod block = block_view_mod(sliding_window_mod(4, true));
+    CHECK(block.at(0, 64, 64).signature() == block.at(48, 64, 64).signature());
+    const Mod at = block.at(16, 64, 64);
+    ir::TileClassifier classifier(at.def());
+    ir::Environment env = at.environment(64, 16, 1, 1);
+    CHECK(classifier.classify(env, 0, 15, 0, 15) == ir::TileClass::Empty);   // keys 16.. after queries 0..15
+    CHECK(classifier.classify(env, 40, 47, 0, 15) == ir::TileClass::Empty);  // keys 16..31 left the window
+    CHECK(classifier.classify(env, 16, 31, 0, 15) == ir::TileClass::Partial);
+  }
 }

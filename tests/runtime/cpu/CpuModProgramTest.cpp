@@ -422,3 +422,16 @@ TEST_CASE("the interpreter program follows a score mod element by element", "[ru
   CHECK(scores[2] == Approx(2.0 * std::tanh(-1.5)));
   CHECK(scores[3] == Approx(2.0));
 }
+
+TEST_CASE("the program cache counts one compile per signature and hits for the rest", "[runtime][cpu-program]") {
+  // A composition no other test builds, so its first request compiles here.
+  const Mod first = compose_score_mods({softcap_mod(7.0f), alibi_mod(3), softcap_mod(2.0f)});
+  const Mod same = compose_score_mods({softcap_mod(9.0f), alibi_mod(3), softcap_mod(4.0f)});  // other values
+  const CpuProgramCacheStats before = cpu_program_cache_stats();
+  auto a = compile_cpu_program(first, CpuBackend::Interpreter);
+  auto b = compile_cpu_program(same, CpuBackend::Interpreter);
+  const CpuProgramCacheStats after = cpu_program_cache_stats();
+  CHECK(a == b);
+  CHECK(after.compiles - before.compiles == 1);
+  CHECK(after.hits - before.hits == 1);
+}
