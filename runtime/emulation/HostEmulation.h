@@ -81,4 +81,9 @@ void cp_async_wait_group(int pending);
 // ex2.approx.ftz.f32, computed exactly on the host.
 float exp2_approx(float x);
 
+// ld.global.v4.u32 / st.global.v4.u32: 16 bytes between `address` (16-byte aligned, else
+// InternalError) and four words. Plain memory accesses; they need no launch.
+void global_load_16(const void* address, uint32_t words[4]);
+void global_store_16(void* address, const uint32_t words[4]);
+
 }  // namespace attnc::host_emulation
