@@ -1,8 +1,10 @@
 #pragma once
 // The one-call attention API: computes attention wherever the tensors live, picking the kernel
-// family by device. CPU tensors run the CPU flash kernel (runtime/families/flash/FlashCpu.h); CUDA
-// tensors compile the mods through the process-wide kernel cache and launch the flash family's CUDA
-// kernel (runtime/families/flash/FlashCuda.h), waiting for it to finish. The contract is
+// family by device and shape. Queries of at most 16 rows (decoding) run the decode family
+// (runtime/families/decode/: split-KV, each K/V row read once per GQA group), longer ones the flash
+// family (runtime/families/flash/). CPU tensors run the CPU kernels; CUDA tensors compile the mods
+// through the process-wide kernel cache and launch the family's CUDA kernel, waiting for it to finish
+// (head dims the decode template cannot fit on the device fall back to flash). The contract is
 // standard_attention's (runtime/reference/ReferenceAttention.h, docs/semantics.md).
 
 #include "runtime/core/AttentionOptions.h"

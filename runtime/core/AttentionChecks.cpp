@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <fmt/format.h>
@@ -250,6 +251,21 @@ AttentionShape check_kv_source_args(const char* function, const Tensor& q, const
   c.require_mod(options.score_mod, dsl::ModKind::Score, "score_mod");
   c.require_mod(options.mask_mod, dsl::ModKind::Mask, "mask_mod");
   return s;
+}
+
+void check_mods_on_device(const char* function, Device device, const AttentionOptions& options) {
+  for (const Mod* mod : {options.score_mod, options.mask_mod}) {
+    if (mod == nullptr) continue;
+    for (size_t i = 0; i < mod->def().params.size(); ++i) {
+      const auto& argument = mod->argument(i);
+      if (!argument) continue;
+      if (const Tensor* tensor = std::get_if<Tensor>(&*argument); tensor != nullptr && tensor->device() != device) {
+        throw RuntimeError(fmt::format(
+            "{}: q is on {} but {}'s parameter '{}' is on {}; move every tensor to one device", function,
+            device_name(device), mod->describe(), mod->def().params[i].name, device_name(tensor->device())));
+      }
+    }
+  }
 }
 
 }  // namespace attnc

@@ -65,4 +65,9 @@ AttentionShape check_kv_source_args(const char* function, const Tensor& q, const
                                     std::span<const KvBatchRow> rows, const Tensor& out,
                                     const AttentionOptions& options, Tensor* lse, const TensorRule& rule = {});
 
+// Every tensor bound to the options' mods must be on `device` (where q is): RuntimeError
+// "{function}: q is on cuda but mod 'document''s parameter 'ids' is on cpu; move every tensor to one
+// device". Unbound parameters are left to the kernels.
+void check_mods_on_device(const char* function, Device device, const AttentionOptions& options);
+
 }  // namespace attnc

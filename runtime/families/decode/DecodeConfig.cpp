@@ -60,8 +60,8 @@ int decode_ctas_per_sm(const DecodeTile& tile, int head_dim, int head_dim_v, int
 
 bool decode_supported(int head_dim, int head_dim_v, int sm) {
   if (!is_decode_head_dim(head_dim) || !is_decode_head_dim(head_dim_v) || sm < 80) return false;
-  // The largest CTA (4 warps over 64 rows) with the shallowest pipeline must fit.
-  return decode_shared_bytes(DecodeTile{4, 1, 2}, head_dim, head_dim_v) <= decode_max_block_shared(sm);
+  // The smallest CTA (16 rows) with the shallowest pipeline must fit; wider layouts fall back to it.
+  return decode_shared_bytes(DecodeTile{1, 4, 2}, head_dim, head_dim_v) <= decode_max_block_shared(sm);
 }
 
 DecodeTile choose_decode_tile(int rows, int head_dim, int head_dim_v, int sm, int stages) {
@@ -71,6 +71,14 @@ DecodeTile choose_decode_tile(int rows, int head_dim, int head_dim_v, int sm, in
                     head_dim, head_dim_v));
   }
   DecodeTile tile = rows <= 16 ? DecodeTile{1, 4, 2} : rows <= 32 ? DecodeTile{2, 2, 2} : DecodeTile{4, 1, 2};
+  // Above head dim 128 the O accumulators take 128 registers per thread: with the 64-key slices of
+  // the (4, 1) layout ptxas spills, so wide heads use at most 32-row CTAs.
+  if (std::max(head_dim, head_dim_v) > 128 && tile.warps_m > 2) tile = DecodeTile{2, 2, 2};
+  // A layout whose Q tile leaves no room for two stages (head dim 256 over 64 rows on sm_80) takes
+  // the next narrower one, in more row chunks.
+  while (tile.warps_m > 1 && decode_shared_bytes(tile, head_dim, head_dim_v) > decode_max_block_shared(sm)) {
+    tile = DecodeTile{tile.warps_m / 2, tile.warps_n * 2, 2};
+  }
   if (stages != 0) {
     if (stages < 2 || stages > 4) throw RuntimeError(fmt::format("decode: stages must be 2, 3 or 4, got {}", stages));
     tile.stages = stages;
@@ -107,6 +115,7 @@ int choose_num_splits(int64_t units, int64_t kv_len, int64_t slots, int min_keys
   if (units <= 0 || slots <= 0 || kv_len < 2 * int64_t{min_keys}) return 1;
   if (double(units) >= 0.8 * double(slots)) return 1;
   const int64_t limit = std::min<int64_t>({max_splits, kv_len / min_keys, slots});
+  if (units * limit <= slots) return static_cast<int>(limit);  // not even one wave: as many as allowed
   auto fill = [&](int64_t n) {
     const double waves = double(units * n) / double(slots);
     return waves / std::ceil(waves);
@@ -114,7 +123,7 @@ int choose_num_splits(int64_t units, int64_t kv_len, int64_t slots, int min_keys
   double best = 0;
   for (int64_t n = 1; n <= limit; ++n) best = std::max(best, fill(n));
   for (int64_t n = 1; n <= limit; ++n) {
-    if (fill(n) >= 0.85 * best) return static_cast<int>(n);
+    if (fill(n) >= 0.95 * best) return static_cast<int>(n);
   }
   return 1;
 }

@@ -12,10 +12,11 @@
 // machine has slots (SMs times the CTAs each holds, or CPU workers), each unit's keys are cut into
 // `splits` ranges, merged afterwards by their LSE. As in FlashAttention-2's heuristic, with u units
 // and s slots, splitting n ways fills (u n / s) / ceil(u n / s) of the last wave; the smallest n
-// within 85% of the best fill over n = 1 .. max is chosen, so a grid of 0.97 waves is preferred to
-// 8 full waves with 8x the merge work. No split is made shorter than min_keys (the prologue, the
-// pipeline warm-up and the merge are paid per split), there are at most max_splits, and a call
-// that already has 80% of a wave of units is not split at all. Splits are taken over the longest
+// within 95% of the best fill over n = 1 .. max is chosen, so a grid of 0.97 waves is preferred to
+// 8 full waves with 8x the merge work. When even the most splits allowed do not fill one wave, all
+// of them are taken (a memory-bound kernel gains from every extra stream). No split is made shorter
+// than min_keys (the prologue, the pipeline warm-up and the merge are paid per split), there are at
+// most max_splits, and a call that already has 80% of a wave of units is not split at all. Splits are taken over the longest
 // batch row; at run time each CTA divides only its row's live (non-EMPTY) key tiles, so a sliding
 // window's splits all work on the window.
 
@@ -27,6 +28,10 @@ namespace attnc::decode {
 
 // Keys per pipeline stage of the CUDA template (its BLOCK_N) and per tile of the CPU kernel.
 inline constexpr int kDecodeBlockN = 64;
+
+// attention() runs the decode family for queries of at most this many rows (one token, or a few
+// speculative ones), the flash family above.
+inline constexpr int64_t kDecodeMaxQueryRows = 16;
 
 struct DecodeTile {
   int warps_m = 1;  // m16 row blocks per CTA: 16 warps_m rows of the group
@@ -53,11 +58,13 @@ size_t decode_sm_shared(int sm);
 // two 128-thread CTAs of up to 255 registers; see docs/cuda-backend.md for the ptxas figures).
 int decode_ctas_per_sm(const DecodeTile& tile, int head_dim, int head_dim_v, int sm);
 
-// Whether the template has a layout for these head dims on `sm` (two stages fit its shared memory).
+// Whether the template has a layout for these head dims on `sm` (two stages of the 16-row layout fit
+// its shared memory): all supported head dims on sm_80 and sm_90; up to 128 on sm_86 / sm_89.
 bool decode_supported(int head_dim, int head_dim_v, int sm);
 
 // The layout for `rows` = G q_len rows per KV head: (1, 4) up to 16 rows, (2, 2) up to 32, (4, 1)
-// above (cut into CTAs of 64 rows). `stages` 0 picks the depth that keeps the most tiles in flight
+// above (cut into CTAs of 64 rows); a layout that does not fit two stages takes the next narrower
+// one (head dim 256 on sm_80: (2, 2) for more than 32 rows). `stages` 0 picks the depth that keeps the most tiles in flight
 // per SM (CTAs per SM x (stages - 1)), the shallower one on a tie; 2 to 4 forces it. RuntimeError
 // for unsupported head dims or architectures, or forced stages that do not fit.
 DecodeTile choose_decode_tile(int rows, int head_dim, int head_dim_v, int sm, int stages = 0);

@@ -135,6 +135,19 @@ struct DecodeParams {
   BoundsReport* bounds;  // where mods record an out-of-range index (kCheckBounds), or null
 };
 
+// A loop kept rolled (the steps of a warp's key slice: unrolling them would only grow the code).
+// The split kernel's launch bounds say one CTA per SM is enough, so ptxas may use all 255 registers
+// rather than trim to 128 for an occupancy the shared memory does not allow anyway.
+#if ATTNC_ON_DEVICE
+#define ATTNC_DECODE_NO_UNROLL _Pragma("unroll 1")
+#define ATTNC_DECODE_UNROLL_4 _Pragma("unroll 4")
+#define ATTNC_DECODE_LAUNCH_BOUNDS(threads) __launch_bounds__(threads, 1)
+#else
+#define ATTNC_DECODE_NO_UNROLL
+#define ATTNC_DECODE_UNROLL_4
+#define ATTNC_DECODE_LAUNCH_BOUNDS(threads)
+#endif
+
 ATTNC_HOST_DEVICE constexpr int max_int(int a, int b) { return a > b ? a : b; }  // compile-time sizes
 ATTNC_DEVICE_INLINE int min_int(int a, int b) { return a < b ? a : b; }
 
@@ -156,14 +169,18 @@ struct DecodeSplit {
   static constexpr int kRows = 16 * WARPS_M;  // rows of the group per CTA
   static constexpr int BLOCK_N = 64;          // keys per pipeline stage
   static constexpr int kWarpKeys = BLOCK_N / WARPS_N;
-  static constexpr int kScoreTiles = kWarpKeys / 8;  // n8 tiles of a warp's S
+  // A warp walks its slice in steps of kStepKeys keys, so its S tile stays small next to the O
+  // accumulators (which alone take HEAD_DIM_V / 2 registers per thread): 32 keys up to head dim 128,
+  // 16 above.
+  static constexpr int kStepKeys = kWarpKeys < (HEAD_DIM_V > 128 ? 16 : 32) ? kWarpKeys : (HEAD_DIM_V > 128 ? 16 : 32);
+  static constexpr int kScoreTiles = kStepKeys / 8;  // n8 tiles of a warp's S
   static constexpr int kOutTiles = HEAD_DIM_V / 8;   // n8 tiles of O
   static constexpr int kQkSteps = HEAD_DIM / 16;     // k16 steps of Q K^T
-  static constexpr int kPvSteps = kWarpKeys / 16;    // k16 steps of P V
+  static constexpr int kPvSteps = kStepKeys / 16;    // k16 steps of P V
   static constexpr bool kQInRegisters = HEAD_DIM <= 128;
   static constexpr int kQSteps = kQInRegisters ? kQkSteps : 1;
 
-  static_assert(kWarpKeys % 16 == 0, "each warp's key slice is a whole number of k16 steps");
+  static_assert(kWarpKeys % kStepKeys == 0 && kStepKeys % 16 == 0, "a warp's slice is whole steps of k16 blocks");
   static_assert(HEAD_DIM % 16 == 0 && HEAD_DIM_V % 16 == 0, "head dims are walked in k16 steps");
   static_assert(STAGES >= 2 && STAGES <= 4, "the metadata ring and the wait counts assume 2 to 4 stages");
   static_assert(sizeof(Elem) == 2, "16-bit inputs only");
@@ -296,18 +313,21 @@ struct DecodeSplit {
       if (tile < 0) break;  // uniform: every thread read the same header after the barrier
       issue_next(ring, header, (i + STAGES - 1) % STAGES, p, w, point, next, end, tid);
 
-      const int kv_first = tile * BLOCK_N + warp_n * kWarpKeys;
-      if (kv_first >= w.row.kv_len) continue;  // this warp's keys are all past the end (warp-uniform)
-      const Elem* k_tile = ring + slot * kStage + warp_n * kWarpKeys * kKStride;
-      const Elem* v_tile = ring + slot * kStage + kKTile + warp_n * kWarpKeys * kVStride;
-      float s[kScoreTiles][4];
-      compute_scores(s, q_frag, q_tile, k_tile, warp_m, lane);
-      if (tile_class == kTilePartial || kv_first + kWarpKeys > w.row.kv_len) {
-        apply_mods<true>(s, p, point, rows, kv_first, w.row.kv_len, tile_class == kTilePartial, lane);
-      } else {
-        apply_mods<false>(s, p, point, rows, kv_first, w.row.kv_len, false, lane);
+      ATTNC_DECODE_NO_UNROLL
+      for (int step = 0; step < kWarpKeys; step += kStepKeys) {
+        const int kv_first = tile * BLOCK_N + warp_n * kWarpKeys + step;
+        if (kv_first >= w.row.kv_len) break;  // the rest of the slice is past the end (warp-uniform)
+        const Elem* k_tile = ring + slot * kStage + (warp_n * kWarpKeys + step) * kKStride;
+        const Elem* v_tile = ring + slot * kStage + kKTile + (warp_n * kWarpKeys + step) * kVStride;
+        float s[kScoreTiles][4];
+        compute_scores(s, q_frag, q_tile, k_tile, warp_m, lane);
+        if (tile_class == kTilePartial || kv_first + kStepKeys > w.row.kv_len) {
+          apply_mods<true>(s, p, point, rows, kv_first, w.row.kv_len, tile_class == kTilePartial, lane);
+        } else {
+          apply_mods<false>(s, p, point, rows, kv_first, w.row.kv_len, false, lane);
+        }
+        online_softmax_and_pv(acc, s, v_tile, lane);
       }
-      online_softmax_and_pv(acc, s, v_tile, lane);
     }
     attnc_dev::cp_async_wait<0>();
     attnc_dev::block_barrier();  // every warp is done with the stages: the epilogue reuses them
@@ -424,30 +444,46 @@ struct DecodeSplit {
                                     tid);
   }
 
+  // Each thread copies one 16-byte column of every (kThreads / chunks-per-row)-th row, so a warp's
+  // copies are consecutive chunks of a few rows (coalesced) and each row's page is looked up once
+  // per thread (head dims whose rows do not divide the CTA's threads walk the chunks instead). The
+  // loops are unrolled by 4 only: fully unrolled, ptxas computes every row's address up front and
+  // the wide head dims run out of registers next to the O accumulators.
   template <int COLS, int SMEM_STRIDE>
   static ATTNC_DEVICE_INLINE void copy_rows(Elem* dst, const Elem* base, int64_t page_stride, int64_t row_stride,
                                             const Params& p, const Work& w, int kv_first, int page_mask, int tid) {
     constexpr int kChunksPerRow = COLS / 8;  // 16-byte chunks
-    constexpr int kChunks = BLOCK_N * kChunksPerRow;
-    ATTNC_UNROLL
-    for (int i = 0; i < (kChunks + kThreads - 1) / kThreads; ++i) {
-      const int chunk = tid + i * kThreads;
-      if (kChunks % kThreads != 0 && chunk >= kChunks) continue;
-      const int r = chunk / kChunksPerRow;
-      const int col = chunk % kChunksPerRow * 8;
-      const int key = kv_first + r;
-      const bool valid = key < w.row.kv_len;
-      const Elem* src = base;  // no page is looked up for keys past the end
-      if (valid) {
-        if (w.table != nullptr) {
-          src =
-              base + static_cast<int64_t>(w.table[key >> p.page_shift]) * page_stride + (key & page_mask) * row_stride;
-        } else {
-          src = base + static_cast<int64_t>(w.row.kv_row) * page_stride + static_cast<int64_t>(key) * row_stride;
-        }
+    if constexpr (kThreads % kChunksPerRow == 0) {
+      const int col = tid % kChunksPerRow * 8;
+      ATTNC_DECODE_UNROLL_4
+      for (int r = tid / kChunksPerRow; r < BLOCK_N; r += kThreads / kChunksPerRow) {
+        copy_chunk<SMEM_STRIDE>(dst, base, page_stride, row_stride, p, w, kv_first, page_mask, r, col);
       }
-      attnc_dev::cp_async_16(dst + r * SMEM_STRIDE + col, src + col, valid);
+    } else {
+      ATTNC_DECODE_UNROLL_4
+      for (int chunk = tid; chunk < BLOCK_N * kChunksPerRow; chunk += kThreads) {
+        copy_chunk<SMEM_STRIDE>(dst, base, page_stride, row_stride, p, w, kv_first, page_mask, chunk / kChunksPerRow,
+                                chunk % kChunksPerRow * 8);
+      }
     }
+  }
+
+  // The 16 bytes at column `col` of tile row r (key kv_first + r), zero-filled past kv_len.
+  template <int SMEM_STRIDE>
+  static ATTNC_DEVICE_INLINE void copy_chunk(Elem* dst, const Elem* base, int64_t page_stride, int64_t row_stride,
+                                             const Params& p, const Work& w, int kv_first, int page_mask, int r,
+                                             int col) {
+    const int key = kv_first + r;
+    const bool valid = key < w.row.kv_len;
+    const Elem* src = base;  // no page is looked up for keys past the end
+    if (valid) {
+      if (w.table != nullptr) {
+        src = base + static_cast<int64_t>(w.table[key >> p.page_shift]) * page_stride + (key & page_mask) * row_stride;
+      } else {
+        src = base + static_cast<int64_t>(w.row.kv_row) * page_stride + static_cast<int64_t>(key) * row_stride;
+      }
+    }
+    attnc_dev::cp_async_16(dst + r * SMEM_STRIDE + col, src + col, valid);
   }
 
   // Q's A fragment of the warp's row block at k16 step kk (the ldmatrix.x4 layout of flash_attention.cuh).
@@ -463,7 +499,7 @@ struct DecodeSplit {
     for (int kk = 0; kk < kQSteps; ++kk) load_q_fragment(q_frag[kk], q_tile, warp_m, lane, kk);
   }
 
-  // S = Q K^T for the warp's 16 rows and kWarpKeys keys (K stored [key][d]: the column-major B operand).
+  // S = Q K^T for the warp's 16 rows and kStepKeys keys (K stored [key][d]: the column-major B operand).
   static ATTNC_DEVICE_INLINE void compute_scores(float (&s)[kScoreTiles][4], uint32_t (&q_frag)[kQSteps][4],
                                                  const Elem* q_tile, const Elem* k_tile, int warp_m, int lane) {
     ATTNC_UNROLL
@@ -746,7 +782,7 @@ struct DecodeMerge {
 // Defines the two extern "C" kernels for one configuration (see the header comment). On the host
 // they are ordinary functions, called once per CUDA thread inside a host_emulation::launch.
 #define ATTNC_INSTANTIATE_DECODE(SPLIT, MERGE, MODS, ELEM, HEAD_DIM, HEAD_DIM_V, WARPS_M, WARPS_N, STAGES)             \
-  extern "C" ATTNC_KERNEL void ATTNC_LAUNCH_BOUNDS(WARPS_M* WARPS_N * 32)                                              \
+  extern "C" ATTNC_KERNEL void ATTNC_DECODE_LAUNCH_BOUNDS((WARPS_M) * (WARPS_N)*32)                                    \
       SPLIT(const attnc_decode::DecodeParams<MODS::Params> params) {                                                   \
     attnc_decode::DecodeSplit<MODS, ELEM, HEAD_DIM, HEAD_DIM_V, WARPS_M, WARPS_N, STAGES>::run(params);                \
   }                                                                                                                    \

@@ -166,6 +166,9 @@ TEST_CASE("emulated decode matches the reference without mods for every layout, 
   SECTION("GQA 8 with 16 query rows: 128 rows per KV head, two chunks of 64") {
     check_case<Gen_none, bf16_t, 64, 4, 1, 2>(batch_of(8, 1, 16, {90}), nullptr, nullptr, 2);
   }
+  SECTION("head dim 96: rows of 12 chunks, which the copies walk chunk by chunk") {
+    check_case<Gen_none, bf16_t, 96, 1, 4, 2>(batch_of(4, 2, 2, {150, 64}), nullptr, nullptr, 2);
+  }
   SECTION("fp16 and head dim 128") {
     DecodeCase c = batch_of(8, 2, 2, {150, 64});
     c.dtype = DType::F16;
