@@ -83,6 +83,8 @@ struct BoundsFailure {
 // A worker's scratch, allocated once per call.
 struct Workspace {
   FloatBuffer q, k, v, s, o, row_max, row_sum, row_alpha;
+  std::vector<const void*> k_rows, v_rows;  // the current tile's K and V rows, read in place
+  std::vector<uint16_t> q_bf16;             // the unscaled query rows, for scores_bf16
   std::vector<ir::TileClass> classes;
   int64_t tiles_computed = 0, tiles_skipped = 0;
   std::optional<BoundsFailure> failure;
@@ -96,6 +98,9 @@ struct Workspace {
         row_max(rows),
         row_sum(rows),
         row_alpha(rows),
+        k_rows(BLOCK_N),
+        v_rows(BLOCK_N),
+        q_bf16(static_cast<size_t>(rows * head_dim)),
         classes(static_cast<size_t>(group)) {}
 };
 
@@ -120,6 +125,10 @@ class DecodeRun {
     // exponents; a score mod must see the natural scaled score, so the softmax converts instead.
     q_multiplier_ = score_ ? scale : scale * std::numbers::log2e_v<float>;
     exp2_factor_ = score_ ? std::numbers::log2e_v<float> : 1.0f;
+    // bf16 q and K on a CPU with AVX512-BF16: the scores multiply the inputs' own bf16 values
+    // exactly (VDPBF16PS) and scale afterwards, instead of converting K and a scaled fp32 Q.
+    bf16_scores_ = kernels_.scores_bf16 != nullptr && q.dtype() == DType::BF16 && kv.k.dtype() == DType::BF16 &&
+                   kv.k.stride(3) == 1;
     group_ = shape.kv_heads > 0 ? shape.heads / shape.kv_heads : 1;
     group_rows_ = group_ * shape.q_len;
     if (kv.paged()) {
@@ -232,11 +241,14 @@ class DecodeRun {
     return false;
   }
 
-  // dst[j][0..dim) = key (or value) rows kv_first + j of KV row `row`, head g, as fp32.
-  void load_rows(const Tensor& t, const KvBatchRow& row, int64_t g, int32_t kv_first, int32_t cols, int64_t dim,
-                 float* dst) const {
+  // Pointers to key (or value) rows kv_first .. kv_first + cols - 1 of KV row `row`, head g, read in
+  // place (through the block table when paged); the returned dtype is what they hold. Rows whose head
+  // dim is strided are converted into `buffer` first (fp32), so the kernels always see contiguous rows.
+  DType row_pointers(const Tensor& t, const KvBatchRow& row, int64_t g, int32_t kv_first, int32_t cols, int64_t dim,
+                     float* buffer, const void** rows) const {
     const auto& st = t.strides();
-    const size_t element = dtype_size(t.dtype());
+    const auto element = static_cast<int64_t>(dtype_size(t.dtype()));
+    const bool contiguous = st[3] == 1 || dim == 1;
     for (int32_t j = 0; j < cols; ++j) {
       const int64_t key = kv_first + j;
       int64_t page = row.kv_row, at = key;
@@ -245,14 +257,15 @@ class DecodeRun {
         at = key % kv_.page_size;
       }
       const int64_t offset = page * st[0] + g * st[1] + at * st[2];
-      float* out = dst + j * dim;
-      if (st[3] == 1 || dim == 1) {
-        kernels_.convert(static_cast<const unsigned char*>(t.data()) + offset * static_cast<int64_t>(element),
-                         t.dtype(), dim, out);
+      if (contiguous) {
+        rows[j] = static_cast<const unsigned char*>(t.data()) + offset * element;
       } else {
+        float* out = buffer + j * dim;
         for (int64_t d = 0; d < dim; ++d) out[d] = load_as_float(t.data(), t.dtype(), offset + d * st[3]);
+        rows[j] = out;
       }
     }
+    return contiguous ? t.dtype() : DType::F32;
   }
 
   void run_item(int64_t item, Workspace& space) const {
@@ -273,9 +286,13 @@ class DecodeRun {
     const auto& qs = q_.strides();
     for (int64_t r = 0; r < R; ++r) {
       const int64_t h = g * group_ + r / Q, i = r % Q;
+      const int64_t offset = b * qs[0] + h * qs[1] + i * qs[2];
       for (int64_t d = 0; d < D; ++d) {
-        q_rows[r * D + d] =
-            q_multiplier_ * load_as_float(q_.data(), q_.dtype(), b * qs[0] + h * qs[1] + i * qs[2] + d * qs[3]);
+        if (bf16_scores_) {
+          space.q_bf16[static_cast<size_t>(r * D + d)] = static_cast<const uint16_t*>(q_.data())[offset + d * qs[3]];
+        } else {
+          q_rows[r * D + d] = q_multiplier_ * load_as_float(q_.data(), q_.dtype(), offset + d * qs[3]);
+        }
       }
     }
     std::fill(row_max, row_max + R, kMinusInf);
@@ -297,8 +314,14 @@ class DecodeRun {
       ++space.tiles_computed;
       const auto kv_first = static_cast<int32_t>(t * BLOCK_N);
       const int32_t cols = tile_cols(row, t);
-      load_rows(kv_.k, row, g, kv_first, cols, D, space.k.get());
-      kernels_.scores(q_rows, D, space.k.get(), D, static_cast<int32_t>(R), cols, static_cast<int32_t>(D), s, BLOCK_N);
+      const DType k_type = row_pointers(kv_.k, row, g, kv_first, cols, D, space.k.get(), space.k_rows.data());
+      if (bf16_scores_) {
+        kernels_.scores_bf16(space.q_bf16.data(), D, space.k_rows.data(), static_cast<int32_t>(R), cols,
+                             static_cast<int32_t>(D), q_multiplier_, s, BLOCK_N);
+      } else {
+        kernels_.scores(q_rows, D, space.k_rows.data(), k_type, static_cast<int32_t>(R), cols, static_cast<int32_t>(D),
+                        s, BLOCK_N);
+      }
       for (int64_t hh = 0; hh < group_; ++hh) {
         float* head_s = s + hh * Q * BLOCK_N;
         const ir::TileClass cls = mask_ ? space.classes[static_cast<size_t>(hh)] : ir::TileClass::Full;
@@ -314,9 +337,9 @@ class DecodeRun {
         }
       }
       kernels_.softmax(s, BLOCK_N, static_cast<int32_t>(R), cols, exp2_factor_, row_max, row_sum, row_alpha);
-      load_rows(kv_.v, row, g, kv_first, cols, Dv, space.v.get());
-      kernels_.accumulate(s, BLOCK_N, space.v.get(), Dv, static_cast<int32_t>(R), cols, static_cast<int32_t>(Dv),
-                          row_alpha, o, Dv);
+      const DType v_type = row_pointers(kv_.v, row, g, kv_first, cols, Dv, space.v.get(), space.v_rows.data());
+      kernels_.accumulate(s, BLOCK_N, space.v_rows.data(), v_type, static_cast<int32_t>(R), cols,
+                          static_cast<int32_t>(Dv), row_alpha, o, Dv);
     }
 
     // LSE = ln(sum_j 2^(x_j c)) = m c ln 2 + ln l.
@@ -394,6 +417,7 @@ class DecodeRun {
   cpu::CpuThreadPool& pool_;
   std::optional<PreparedMod> score_, mask_;
   float q_multiplier_ = 1, exp2_factor_ = 1;
+  bool bf16_scores_ = false;
   int64_t group_ = 1, group_rows_ = 1;
   int splits_ = 1;
   const int32_t* table_ = nullptr;

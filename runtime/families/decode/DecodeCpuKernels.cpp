@@ -26,12 +26,20 @@ void convert_scalar(const void* src, DType dtype, int64_t n, float* dst) {
   }
 }
 
-void scores_scalar(const float* q, int64_t ldq, const float* k, int64_t ldk, int32_t rows, int32_t cols, int32_t dim,
-                   float* s, int64_t lds) {
+float element(const void* row, DType dtype, int32_t i) {
+  switch (dtype) {
+    case DType::F32: return static_cast<const float*>(row)[i];
+    case DType::F16: return half_to_float(static_cast<const uint16_t*>(row)[i]);
+    default: return bfloat16_to_float(static_cast<const uint16_t*>(row)[i]);
+  }
+}
+
+void scores_scalar(const float* q, int64_t ldq, const void* const* k_rows, DType dtype, int32_t rows, int32_t cols,
+                   int32_t dim, float* s, int64_t lds) {
   for (int32_t r = 0; r < rows; ++r) {
     for (int32_t j = 0; j < cols; ++j) {
       float sum = 0;
-      for (int32_t d = 0; d < dim; ++d) sum += q[r * ldq + d] * k[j * ldk + d];
+      for (int32_t d = 0; d < dim; ++d) sum += q[r * ldq + d] * element(k_rows[j], dtype, d);
       s[r * lds + j] = sum;
     }
   }
@@ -63,7 +71,7 @@ void softmax_scalar(float* s, int64_t lds, int32_t rows, int32_t cols, float c, 
   }
 }
 
-void accumulate_scalar(const float* p, int64_t ldp, const float* v, int64_t ldv, int32_t rows, int32_t cols,
+void accumulate_scalar(const float* p, int64_t ldp, const void* const* v_rows, DType dtype, int32_t rows, int32_t cols,
                        int32_t dim, const float* alpha, float* o, int64_t ldo) {
   for (int32_t r = 0; r < rows; ++r) {
     float* out = o + r * ldo;
@@ -72,13 +80,12 @@ void accumulate_scalar(const float* p, int64_t ldp, const float* v, int64_t ldv,
     }
     for (int32_t j = 0; j < cols; ++j) {
       const float weight = p[r * ldp + j];
-      const float* value = v + j * ldv;
-      for (int32_t d = 0; d < dim; ++d) out[d] += weight * value[d];
+      for (int32_t d = 0; d < dim; ++d) out[d] += weight * element(v_rows[j], dtype, d);
     }
   }
 }
 
-const DecodeCpuKernels kScalar{"scalar", convert_scalar, scores_scalar, softmax_scalar, accumulate_scalar};
+const DecodeCpuKernels kScalar{"scalar", convert_scalar, scores_scalar, nullptr, softmax_scalar, accumulate_scalar};
 
 }  // namespace
 

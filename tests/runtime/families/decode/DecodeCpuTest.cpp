@@ -334,10 +334,38 @@ TEST_CASE("the AVX-512 and scalar decode kernels agree", "[runtime][decode][cpu]
       for (float& x : q) x = normal(rng);
       for (float& x : k) x = normal(rng);
       std::vector<float> s1(size_t(rows) * 64), s2(size_t(rows) * 64);
-      scalar.scores(q.data(), dim, k.data(), dim, rows, cols, dim, s1.data(), 64);
-      avx->scores(q.data(), dim, k.data(), dim, rows, cols, dim, s2.data(), 64);
+      std::vector<const void*> k_rows;
+      for (int j = 0; j < cols; ++j) k_rows.push_back(k.data() + j * dim);
+      scalar.scores(q.data(), dim, k_rows.data(), DType::F32, rows, cols, dim, s1.data(), 64);
+      avx->scores(q.data(), dim, k_rows.data(), DType::F32, rows, cols, dim, s2.data(), 64);
       for (int r = 0; r < rows; ++r) {
         for (int j = 0; j < cols; ++j) CHECK(s2[r * 64 + j] == Approx(s1[r * 64 + j]).epsilon(1e-5).margin(1e-4));
+      }
+      // bf16 rows, converted in registers.
+      const Tensor k16 = test::normal_tensor(dim, DType::BF16, {cols, dim});
+      std::vector<const void*> k16_rows;
+      for (int j = 0; j < cols; ++j) k16_rows.push_back(static_cast<const uint16_t*>(k16.data()) + j * dim);
+      std::vector<float> t1(size_t(rows) * 64), t2(size_t(rows) * 64);
+      scalar.scores(q.data(), dim, k16_rows.data(), DType::BF16, rows, cols, dim, t1.data(), 64);
+      avx->scores(q.data(), dim, k16_rows.data(), DType::BF16, rows, cols, dim, t2.data(), 64);
+      for (int r = 0; r < rows; ++r) {
+        for (int j = 0; j < cols; ++j) CHECK(t2[r * 64 + j] == Approx(t1[r * 64 + j]).epsilon(1e-5).margin(1e-4));
+      }
+      // bf16 queries against bf16 keys with VDPBF16PS where the CPU has it: the same sums, scaled.
+      if (avx->scores_bf16 != nullptr) {
+        const Tensor q16 = test::normal_tensor(dim + 2, DType::BF16, {rows, dim});
+        std::vector<float> q16_f(size_t(rows) * dim), u1(size_t(rows) * 64), u2(size_t(rows) * 64);
+        for (int r = 0; r < rows; ++r) {
+          for (int d = 0; d < dim; ++d) q16_f[size_t(r) * dim + d] = q16.get_float({r, d});
+        }
+        scalar.scores(q16_f.data(), dim, k16_rows.data(), DType::BF16, rows, cols, dim, u1.data(), 64);
+        avx->scores_bf16(static_cast<const uint16_t*>(q16.data()), dim, k16_rows.data(), rows, cols, dim, 0.5f,
+                         u2.data(), 64);
+        for (int r = 0; r < rows; ++r) {
+          for (int j = 0; j < cols; ++j) {
+            CHECK(u2[r * 64 + j] == Approx(0.5f * u1[r * 64 + j]).epsilon(1e-5).margin(1e-4));
+          }
+        }
       }
       std::vector<float> m1(rows, -INFINITY), l1(rows, 0), a1(rows), m2 = m1, l2 = l1, a2(rows);
       s1[3] = -INFINITY;
@@ -349,10 +377,12 @@ TEST_CASE("the AVX-512 and scalar decode kernels agree", "[runtime][decode][cpu]
         CHECK(l2[r] == Approx(l1[r]).epsilon(1e-6));
         for (int j = 0; j < cols; ++j) CHECK(s2[r * 64 + j] == Approx(s1[r * 64 + j]).epsilon(1e-6).margin(1e-30));
       }
-      std::vector<float> v(size_t(cols) * dim), o1(size_t(rows) * dim, 1.0f), o2 = o1;
-      for (float& x : v) x = normal(rng);
-      scalar.accumulate(s1.data(), 64, v.data(), dim, rows, cols, dim, a1.data(), o1.data(), dim);
-      avx->accumulate(s1.data(), 64, v.data(), dim, rows, cols, dim, a1.data(), o2.data(), dim);
+      const Tensor v = test::normal_tensor(dim + 1, DType::F16, {cols, dim});
+      std::vector<const void*> v_rows;
+      for (int j = 0; j < cols; ++j) v_rows.push_back(static_cast<const uint16_t*>(v.data()) + j * dim);
+      std::vector<float> o1(size_t(rows) * dim, 1.0f), o2 = o1;
+      scalar.accumulate(s1.data(), 64, v_rows.data(), DType::F16, rows, cols, dim, a1.data(), o1.data(), dim);
+      avx->accumulate(s1.data(), 64, v_rows.data(), DType::F16, rows, cols, dim, a1.data(), o2.data(), dim);
       for (size_t i = 0; i < o1.size(); ++i) CHECK(o2[i] == Approx(o1[i]).epsilon(1e-5).margin(1e-5));
     }
   }
