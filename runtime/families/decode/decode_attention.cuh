@@ -28,7 +28,8 @@
 // column), so each K/V element in shared memory is read by WARPS_M warps only and the S tile of a
 // warp is small. The configurations runtime/families/decode/DecodeConfig.h picks: (1, 4) for up to
 // 16 rows, (2, 2) for 32, (4, 1) for 64; more rows are cut into chunks of kRows, one per CTA (grid
-// y), which then read the K/V of their batch row once per chunk.
+// y), which then read the K/V of their batch row once per chunk. A warp walks its slice in steps of
+// kStepKeys (32 keys, 16 above head dim 128), so its S tile stays small next to the O accumulators.
 //   S = Q K^T       mma.sync m16n8k16, Q fragments in registers (up to D = 128; above, reloaded from
 //                   shared memory per k16 step, as in flash_attention.cuh)
 //   x = log2(e) score_mod(scale S) at (b, h(row), q_offset + q(row), kv_idx), -inf where masked
@@ -41,7 +42,9 @@
 //
 // Memory pipeline. K and V tiles go through a ring of STAGES shared-memory stages filled by 16-byte
 // cp.async copies (cp.async.cg: L2 only, the data is used once): while the warps compute on one
-// stage, STAGES - 1 later tiles are in flight. Rows are padded by 16 bytes so ldmatrix and the
+// stage, STAGES - 1 later tiles are in flight. Each thread copies one 16-byte column of every n-th
+// row (a warp covers whole consecutive rows: coalesced), in a loop unrolled 4 times so that ptxas
+// does not hold every row's address at once. Rows are padded by 16 bytes so ldmatrix and the
 // copies of 8 consecutive rows hit distinct bank groups. The tile in each stage and its class are
 // recorded by thread 0 in a small ring in shared memory when the copies are issued and read by all
 // threads after the barrier that publishes the stage.
