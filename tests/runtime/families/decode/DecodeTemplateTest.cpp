@@ -276,3 +276,31 @@ TEST_CASE("emulated decode never loads EMPTY tiles of a sliding window", "[runti
   CHECK(full.cp_async_bytes == 32 * tile_bytes + q_bytes);
   CHECK(windowed.cp_async_bytes == 3 * tile_bytes + q_bytes);
 }
+
+TEST_CASE("emulated decode: a kept NaN key makes its rows NaN and masked rows stay 0 / -inf, across splits",
+          "[runtime][decode][emulation]") {
+  DecodeCase c = batch_of(4, 2, 2, {300, 300});
+  DecodeInputs in = make_inputs(c);
+  // Batch row 0 (KV row 1 in the contiguous layout) gets a NaN key 250 in KV head 1 only.
+  for (int64_t d = 0; d < 64; ++d) in.k.set_float({1, 1, 250, d}, NAN);
+  for (int splits : {1, 3}) {
+    CAPTURE(splits);
+    Tensor out, lse;
+    run_template<Gen_none, bf16_t, 64, 1, 4, 2>(c, in, nullptr, nullptr, splits, out, lse);
+    for (int64_t h = 0; h < 4; ++h) {
+      for (int64_t i = 0; i < 2; ++i) {
+        const bool poisoned = h >= 2;  // the heads of KV head 1
+        CHECK(std::isnan(lse.get_float({0, h, i})) == poisoned);
+        CHECK(std::isnan(out.get_float({0, h, i, 7})) == poisoned);
+        CHECK(std::isfinite(lse.get_float({1, h, i})));
+      }
+    }
+    // Queries far past every key under a window of 1: nothing is kept anywhere.
+    DecodeCase far = c;
+    far.q_offsets = {5000, 5000};
+    const Mod window = sliding_window_mod(1, true);
+    run_template<Gen_window_causal, bf16_t, 64, 1, 4, 2>(far, in, nullptr, &window, splits, out, lse);
+    for (float x : out.to_float_vector()) CHECK(x == 0.0f);
+    for (float x : lse.to_float_vector()) CHECK(x == -INFINITY);
+  }
+}
