@@ -32,7 +32,7 @@ struct DecodeBenchResult {
   double fraction = 0;        // decode_gbps / read_gbps
   int num_splits = 0;
   int threads = 0;
-  const char* kernels = "";  // "avx512" or "scalar"
+  const char* kernels = "";  // the CPU kernels used: "avx512+bf16", "avx512" or "scalar"
 };
 
 // Runs the benchmark (inputs drawn from a fixed seed). RuntimeError for sizes the decode kernel

@@ -5,12 +5,13 @@
 //
 //   for each (b, KV head g): the first and last non-EMPTY key tile over the group's heads  (parallel)
 //   for each work item (b, g, split): all G q_len rows of the group   (parallel, K/V read once)
-//     Q rows -> fp32, times scale (and log2 e without a score mod)
+//     Q rows -> fp32, times scale (and log2 e without a score mod); bf16 Q and K on a CPU with
+//     AVX512-BF16: Q kept as is, the scores multiplied exactly by VDPBF16PS and scaled after
 //     for each 64-key tile of the split's share of the live tiles
 //       classify per query head: all EMPTY -> skip (no loads)
-//       K rows -> fp32 (through the block table when paged);  S = Q K^T (dot products)
+//       S = Q K^T (dot products), K rows read in place (through the block table when paged)
 //       per head: score mod; PARTIAL -> mask; EMPTY for this head -> -inf
-//       online softmax step; V rows -> fp32; O = alpha O + P V
+//       online softmax step; O = alpha O + P V (V rows read in place, converted in registers)
 //     one split: O / l -> out, LSE; several: the normalised partial row and its LSE
 //   merge the splits of each (b, h, q_row) by their LSE                               (parallel)
 //
@@ -37,7 +38,7 @@ struct DecodeCpuStats {
   int num_splits = 0;
   int64_t tiles_computed = 0;  // (item, key tile) pairs computed
   int64_t tiles_skipped = 0;   // EMPTY for every head: not loaded
-  const char* kernels = "";    // "avx512" or "scalar"
+  const char* kernels = "";    // "avx512+bf16", "avx512" or "scalar"
 };
 
 struct DecodeCpuOptions {

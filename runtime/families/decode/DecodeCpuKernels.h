@@ -15,7 +15,7 @@
 namespace attnc::decode {
 
 struct DecodeCpuKernels {
-  const char* name;  // "avx512" or "scalar"
+  const char* name;  // "avx512+bf16", "avx512" or "scalar"
 
   // dst[i] = src[i] as fp32 for i < n; src is contiguous fp32, fp16 or bf16.
   void (*convert)(const void* src, DType dtype, int64_t n, float* dst);
