@@ -123,13 +123,17 @@ void check_case(const DecodeCase& c, const Mod* score, const Mod* mask, int num_
   CHECK(attnc_test::lse_mismatches(lse, ref_lse) == 0);
 }
 
-// The warp layouts DecodeConfig picks for 16, 32 and 64 rows per CTA, with 2 and 3 stages.
+// The warp layouts DecodeConfig picks for 16, 32 and 64 rows per CTA, with 2 and 3 stages, and the
+// same keys behind a permuted block table of 16-token pages.
 template <class Gen>
 void check_layouts(const DecodeCase& c, const Mod* score, const Mod* mask, int num_splits) {
   const int rows = c.heads / c.kv_heads * c.q_len;
   if (rows <= 16) check_case<Gen, bf16_t, 64, 1, 4, 2>(c, score, mask, num_splits);
   if (rows <= 32) check_case<Gen, bf16_t, 64, 2, 2, 3>(c, score, mask, num_splits);
   check_case<Gen, bf16_t, 64, 4, 1, 2>(c, score, mask, num_splits);
+  DecodeCase paged = c;
+  paged.page_size = 16;
+  check_case<Gen, bf16_t, 64, 4, 1, 3>(paged, score, mask, num_splits);
 }
 
 DecodeCase batch_of(int heads, int kv_heads, int q_len, std::vector<int32_t> lens, int page_size = 0) {
