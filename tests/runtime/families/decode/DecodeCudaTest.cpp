@@ -479,3 +479,22 @@ TEST_CASE("attention() runs short CUDA queries through the decode family", "[cud
   CHECK(attnc_test::relative_error(cuda::to_host(out), ref) < 1e-2);
   CHECK(attnc_test::lse_mismatches(cuda::to_host(lse), ref_lse) == 0);
 }
+
+TEST_CASE("decode on the GPU raises out-of-range mod indices with bounds checking", "[cuda][gpu][decode]") {
+  if (!test::gpu_or_warn()) return;
+  const Tensor q = test::normal_tensor(3, DType::BF16, {1, 8, 1, 64});
+  const Tensor k = test::normal_tensor(4, DType::BF16, {1, 2, 100, 64});
+  // Five documents over 50 ids for 100 positions: no tile is EMPTY or FULL, so the mask runs and
+  // reads ids[0, 99].
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 50; ++i) ids.push_back(i / 10);
+  const Mod doc = test::on_device(document_mask_mod(Tensor::from_vector(ids, {1, 50})));
+  AttentionOptions options;
+  options.mask_mod = &doc;
+  options.q_offset = 99;
+  options.check_bounds = true;
+  Tensor out = cuda::empty_device_tensor(DType::BF16, {1, 8, 1, 64});
+  CHECK_THROWS_WITH(attention(cuda::to_device(q), cuda::to_device(k), cuda::to_device(k), out, options),
+                    Catch::Contains("decode_attention (cuda)") &&
+                        Catch::Contains("is out of range for dimension 1 of parameter 'ids' (extent 50)"));
+}
