@@ -3,13 +3,16 @@
 #include <cstdlib>
 #include <mutex>
 #include <string>
-#include <variant>
 
 #include <fmt/format.h>
 
+#include "runtime/core/AttentionChecks.h"
 #include "runtime/core/Mods.h"
 #include "runtime/core/RuntimeError.h"
 #include "runtime/cuda/CudaDriver.h"
+#include "runtime/families/decode/DecodeConfig.h"
+#include "runtime/families/decode/DecodeCpu.h"
+#include "runtime/families/decode/DecodeCuda.h"
 #include "runtime/families/flash/FlashCpu.h"
 #include "runtime/families/flash/FlashCuda.h"
 #include "runtime/families/flash_sm90/FlashSm90Cuda.h"
@@ -26,17 +29,6 @@ void check_device(Device device, const Tensor& t, const std::string& role) {
   if (t.defined() && t.device() != device) {
     throw RuntimeError(fmt::format("attention: q is on {} but {} is on {}; move every tensor to one device",
                                    device_name(device), role, device_name(t.device())));
-  }
-}
-
-void check_mod_device(Device device, const Mod* mod) {
-  if (mod == nullptr) return;
-  for (size_t i = 0; i < mod->def().params.size(); ++i) {
-    const auto& argument = mod->argument(i);
-    if (!argument) continue;  // unbound: reported by the backend
-    if (const Tensor* tensor = std::get_if<Tensor>(&*argument)) {
-      check_device(device, *tensor, fmt::format("{}'s parameter '{}'", mod->describe(), mod->def().params[i].name));
-    }
   }
 }
 
@@ -64,12 +56,23 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, c
   check_device(device, v, "v");
   check_device(device, out, "out");
   if (lse != nullptr) check_device(device, *lse, "lse");
-  check_mod_device(device, options.score_mod);
-  check_mod_device(device, options.mask_mod);
+  check_mods_on_device("attention", device, options);
+  // Short queries (decoding, speculative tokens) go to the decode family, which reads each K/V row
+  // once per GQA group and splits the keys across the machine; longer ones to the flash family.
+  const bool short_query = q.rank() == 4 && q.size(2) <= decode::kDecodeMaxQueryRows;
   switch (device) {
-    case Device::Cpu: flash_attention(q, k, v, out, options, lse); return;
+    case Device::Cpu:
+      if (short_query) {
+        decode::decode_attention(q, k, v, out, options, lse);
+      } else {
+        flash_attention(q, k, v, out, options, lse);
+      }
+      return;
     case Device::Cuda:
-      if (use_sm90(q, k, v, out)) {
+      if (short_query && v.defined() && v.rank() == 4 &&
+          decode::decode_cuda_supports(q.dtype(), q.size(3), v.size(3))) {
+        decode::decode_attention_cuda(q, k, v, out, options, lse);
+      } else if (use_sm90(q, k, v, out)) {
         flash_sm90::flash_attention_sm90(q, k, v, out, options, lse);
       } else {
         flash::flash_attention_cuda(q, k, v, out, options, lse);

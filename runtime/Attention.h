@@ -1,11 +1,13 @@
 #pragma once
 // The one-call attention API: computes attention wherever the tensors live, picking the kernel
-// family by device. CPU tensors run the CPU flash kernel (runtime/families/flash/FlashCpu.h); CUDA
-// tensors compile the mods through the process-wide kernel cache and launch, on a compute
-// capability 9.0 GPU, the Hopper family (runtime/families/flash_sm90/FlashSm90Cuda.h) for the head
-// dims and layouts it takes, else the flash family's template (runtime/families/flash/FlashCuda.h),
-// waiting for it to finish. ATTNC_NO_SM90=1 in the environment keeps CUDA calls on the flash family
-// (for comparisons). The contract is
+// family by device and shape. Queries of at most 16 rows (decoding) run the decode family
+// (runtime/families/decode/: split-KV, each K/V row read once per GQA group), longer ones a flash
+// family. CPU tensors run the CPU kernels; CUDA tensors compile the mods through the process-wide
+// kernel cache and launch the family's CUDA kernel, waiting for it to finish: on a compute
+// capability 9.0 GPU the Hopper family (runtime/families/flash_sm90/FlashSm90Cuda.h) for the head
+// dims and layouts it takes, else the flash family's template (runtime/families/flash/FlashCuda.h);
+// head dims the decode template cannot fit on the device fall back to flash. ATTNC_NO_SM90=1 in the
+// environment keeps long CUDA calls on the flash family (for comparisons). The contract is
 // standard_attention's (runtime/reference/ReferenceAttention.h, docs/semantics.md).
 
 #include <memory>

@@ -6,10 +6,12 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "runtime/core/AttentionOptions.h"
+#include "runtime/core/KvSource.h"
 #include "runtime/core/Mod.h"
 #include "runtime/core/Tensor.h"
 
@@ -70,5 +72,23 @@ std::vector<int64_t> attention_out_shape(const Tensor& q, const Tensor& v);
 // q_idx=0, kv_idx=3)", prefixed with `function`.
 std::string out_of_range_message(const char* function, const Mod& mod, uint32_t param, int32_t dim, int64_t index,
                                  int64_t extent, int32_t b, int32_t h, int32_t q_idx, int32_t kv_idx);
+
+// The checks of a call whose keys and values come from a KvSource (runtime/core/KvSource.h): q
+// (B, H, q_len, D) and out / lse as in check_attention_args; k and v of rank 4 with equal first three
+// extents, k's head dim D; H a multiple of Hkv; one row per batch row; for each row a kv_row inside
+// the source (a sequence of k, or a row of the block table), 0 <= kv_len <= its capacity (S, or
+// max_pages x page_size), q_offset >= 0 with q_offset + q_len within int32, and, paged, an int32
+// rank-2 block table, a page size that is a power of two, and every page the row reads (the first
+// ceil(kv_len / page_size) entries of its row, read from host_block_table or a CPU block_table)
+// inside the pool. options.q_offset is not used: the rows carry the positions. The returned shape has
+// kv_len = the longest row's.
+AttentionShape check_kv_source_args(const char* function, const Tensor& q, const KvSource& kv,
+                                    std::span<const KvBatchRow> rows, const Tensor& out,
+                                    const AttentionOptions& options, Tensor* lse, const TensorRule& rule = {});
+
+// Every tensor bound to the options' mods must be on `device` (where q is): RuntimeError
+// "{function}: q is on cuda but mod 'document''s parameter 'ids' is on cpu; move every tensor to one
+// device". Unbound parameters are left to the kernels.
+void check_mods_on_device(const char* function, Device device, const AttentionOptions& options);
 
 }  // namespace attnc

@@ -417,4 +417,14 @@ float exp2_approx(float x) {
   return (result != 0.0f && std::fabs(result) < FLT_MIN) ? 0.0f : result;  // .ftz
 }
 
+void global_load_16(const void* address, uint32_t words[4]) {
+  ATTNC_ASSERT(reinterpret_cast<uintptr_t>(address) % 16 == 0, "ld.global.v4: address not 16-byte aligned");
+  std::memcpy(words, address, 16);
+}
+
+void global_store_16(void* address, const uint32_t words[4]) {
+  ATTNC_ASSERT(reinterpret_cast<uintptr_t>(address) % 16 == 0, "st.global.v4: address not 16-byte aligned");
+  std::memcpy(address, words, 16);
+}
+
 }  // namespace attnc::host_emulation

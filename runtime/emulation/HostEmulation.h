@@ -174,5 +174,9 @@ void setmaxnreg(bool increase, uint32_t registers);
 // that. A block that ends with arrivals pending on a named barrier is reported.
 void named_barrier_sync(uint32_t id, uint32_t threads);
 void named_barrier_arrive(uint32_t id, uint32_t threads);
+// ld.global.v4.u32 / st.global.v4.u32: 16 bytes between `address` (16-byte aligned, else
+// InternalError) and four words. Plain memory accesses; they need no launch.
+void global_load_16(const void* address, uint32_t words[4]);
+void global_store_16(void* address, const uint32_t words[4]);
 
 }  // namespace attnc::host_emulation

@@ -299,4 +299,48 @@ ATTNC_DEVICE_INLINE float float_from_bits(uint32_t bits) {
 // -infinity without <cmath> / <limits>.
 ATTNC_DEVICE_INLINE float negative_infinity() { return float_from_bits(0xff800000u); }
 
+// ---------------------------------------------------------------------------------------------
+// Added for the decode family (runtime/families/decode/): integer warp shuffles and 16-byte
+// global loads and stores. Appended here so that other families' additions do not collide.
+
+ATTNC_DEVICE_INLINE uint32_t shfl_xor_u32(uint32_t value, int lane_mask) {
+#if ATTNC_ON_DEVICE
+  uint32_t r;
+  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(r) : "r"(value), "r"(lane_mask));
+  return r;
+#else
+  return attnc::host_emulation::shfl_xor(value, lane_mask);
+#endif
+}
+
+// Sixteen bytes, as four 32-bit words in memory order.
+struct alignas(16) U32x4 {
+  uint32_t w[4];
+};
+
+// ld.global.v4.u32 / st.global.v4.u32: one 16-byte access, `address` 16-byte aligned (the host
+// emulation checks it). The load goes through the non-coherent read-only path (ld.global.nc), so
+// it may only read memory that no thread of the launch writes.
+ATTNC_DEVICE_INLINE U32x4 load_global_16(const void* address) {
+  U32x4 r;
+#if ATTNC_ON_DEVICE
+  asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r.w[0]), "=r"(r.w[1]), "=r"(r.w[2]), "=r"(r.w[3])
+               : "l"(address));
+#else
+  attnc::host_emulation::global_load_16(address, r.w);
+#endif
+  return r;
+}
+
+ATTNC_DEVICE_INLINE void store_global_16(void* address, const U32x4& value) {
+#if ATTNC_ON_DEVICE
+  asm volatile("st.global.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(address), "r"(value.w[0]), "r"(value.w[1]),
+               "r"(value.w[2]), "r"(value.w[3])
+               : "memory");
+#else
+  attnc::host_emulation::global_store_16(address, value.w);
+#endif
+}
+
 }  // namespace attnc_dev

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   const Tensor ids = Tensor::from_vector(std::vector<int32_t>{0, 0}, {1, 2});
   const Tensor bias = Tensor::zeros(DType::F32, {1, 1, 1, 1});
   std::vector<Config> configs = {
+      {"none", std::nullopt, std::nullopt},
       {"causal", std::nullopt, causal_mod()},
       {"causal_bottom_right", std::nullopt, causal_bottom_right_mod()},
       {"window_causal", std::nullopt, sliding_window_mod(8, true)},
