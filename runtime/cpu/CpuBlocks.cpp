@@ -1,6 +1,22 @@
 #include "runtime/cpu/CpuBlocks.h"
 
+#include <bit>
+
 namespace attnc::cpu {
+
+namespace {
+
+// float_to_bfloat16 (compiler/DType.h), bit for bit, written so that the compiler inlines and
+// vectorises a loop over it: the out-of-line call per element took 5-9% of a bf16 flash call at
+// S=1024 (perf, one thread).
+inline uint16_t round_to_bfloat16(float value) {
+  const uint32_t bits = std::bit_cast<uint32_t>(value);
+  const uint32_t nan = (bits >> 16) | 0x0040u;  // a NaN keeps its sign and stays quiet
+  const uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+  return static_cast<uint16_t>((bits & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
+}
+
+}  // namespace
 
 void load_block(const Tensor& t, int64_t offset, int64_t row_stride, int64_t col_stride, int32_t rows, int32_t cols,
                 float* dst, int64_t ld, float multiplier, bool transpose) {
@@ -37,7 +53,11 @@ void store_row(const Tensor& t, int64_t offset, int64_t stride, int64_t n, const
     }
     default: {
       uint16_t* dst = static_cast<uint16_t*>(t.data()) + offset;
-      for (int64_t i = 0; i < n; ++i) dst[i * stride] = float_to_bfloat16(src[i] * multiplier);
+      if (stride == 1) {
+        for (int64_t i = 0; i < n; ++i) dst[i] = round_to_bfloat16(src[i] * multiplier);
+      } else {
+        for (int64_t i = 0; i < n; ++i) dst[i * stride] = round_to_bfloat16(src[i] * multiplier);
+      }
       return;
     }
   }

@@ -15,6 +15,7 @@
 #include "runtime/core/AttentionChecks.h"
 #include "runtime/core/RuntimeError.h"
 #include "runtime/cpu/AlignedBuffer.h"
+#include "runtime/cpu/CpuBlocks.h"
 #include "runtime/cpu/CpuMicroKernels.h"
 #include "runtime/cpu/CpuThreadPool.h"
 #include "runtime/families/flash/FlashCpuOperands.h"
@@ -34,28 +35,7 @@ static_assert(BLOCK_M % kBandRows == 0 && kBandCols % 2 == 0);
 using Band = flash_cpu::FlashOperands::Band;
 constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
 
-// t[offset + i * stride] = src[i] * multiplier for i < n, rounding to t's dtype.
-void store_row(const Tensor& t, int64_t offset, int64_t stride, int64_t n, const float* src, float multiplier) {
-  switch (t.dtype()) {
-    case DType::F32: {
-      float* dst = static_cast<float*>(t.data()) + offset;
-      for (int64_t i = 0; i < n; ++i) dst[i * stride] = src[i] * multiplier;
-      return;
-    }
-    case DType::F16: {
-      uint16_t* dst = static_cast<uint16_t*>(t.data()) + offset;
-      for (int64_t i = 0; i < n; ++i) dst[i * stride] = float_to_half(src[i] * multiplier);
-      return;
-    }
-    default: {
-      uint16_t* dst = static_cast<uint16_t*>(t.data()) + offset;
-      for (int64_t i = 0; i < n; ++i) dst[i * stride] = float_to_bfloat16(src[i] * multiplier);
-      return;
-    }
-  }
-}
-
-void store_value(const Tensor& t, int64_t offset, float value) { store_row(t, offset, 1, 1, &value, 1.0f); }
+void store_value(const Tensor& t, int64_t offset, float value) { cpu::store_row(t, offset, 1, 1, &value, 1.0f); }
 
 // The micro-kernels a call runs: the ones FlashOptions names, else the best this CPU has.
 const cpu::CpuMicroKernels& chosen_kernels(const FlashOptions& flash) {
@@ -174,9 +154,16 @@ class FlashRun {
   }
 
  private:
-  // Work items (b, h, query tile) in the order they are handed out. With a mask, the items with
-  // the most non-EMPTY key tiles go first, so the short ones (early causal rows, the first rows of
-  // a sliding window) fill the gaps at the end instead of one long item finishing alone.
+  // Work items (b, h, query tile) in the order they are handed out. Without a mask, the natural
+  // order: the query tiles of one head, then the next head, so the K/V panels a worker reads are
+  // those its neighbour just read (one head's K and V fit in L3, all heads' do not). With a mask,
+  // items are grouped by the K/V head they read, the groups with the most non-EMPTY key tiles
+  // first, and within a group the items with the most tiles first: the short items (early causal
+  // rows, the first rows of a sliding window) then fill the gaps at the end instead of one long
+  // item finishing alone, and the workers still share one group's K/V in cache. (Ordering all
+  // items longest-first across heads made causal rows of eight heads interleave, and streamed
+  // 8 heads' K/V from memory: causal took 0.56x the dense time instead of the 0.51x its tiles
+  // need, measured at S=4096 D=128 fp32 on one thread.)
   std::vector<int64_t> work_order(int64_t items) {
     std::vector<int64_t> order(static_cast<size_t>(items));
     for (int64_t i = 0; i < items; ++i) order[static_cast<size_t>(i)] = i;
@@ -188,8 +175,18 @@ class FlashRun {
       for (int64_t t = 0; t < kv_tiles_; ++t) count += classify(it, t) != ir::TileClass::Empty;
       cost[static_cast<size_t>(item)] = count;
     });
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int64_t a, int64_t b) { return cost[static_cast<size_t>(a)] > cost[static_cast<size_t>(b)]; });
+    // Items of one (b, K/V head) are contiguous: the query heads of a group are consecutive h.
+    const int64_t per_group = group_ * q_tiles_;
+    std::vector<int64_t> group_cost(static_cast<size_t>((items + per_group - 1) / per_group), 0);
+    for (int64_t i = 0; i < items; ++i) group_cost[static_cast<size_t>(i / per_group)] += cost[static_cast<size_t>(i)];
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+      const int64_t ga = a / per_group, gb = b / per_group;
+      if (ga != gb) {
+        const int64_t ca = group_cost[static_cast<size_t>(ga)], cb = group_cost[static_cast<size_t>(gb)];
+        return ca != cb ? ca > cb : ga < gb;
+      }
+      return cost[static_cast<size_t>(a)] > cost[static_cast<size_t>(b)];
+    });
     return order;
   }
 
@@ -326,7 +323,7 @@ class FlashRun {
       // A row that kept no key (max still -inf) gives 0 and LSE -inf; 0 / 0 would give NaN.
       const bool empty = row_max[r] == kMinusInf;
       const float inverse = empty ? 0.0f : 1.0f / row_sum[r];
-      store_row(out_, it.b * os[0] + it.h * os[1] + i * os[2], os[3], Dv, o + r * Dv, inverse);
+      cpu::store_row(out_, it.b * os[0] + it.h * os[1] + i * os[2], os[3], Dv, o + r * Dv, inverse);
       if (lse_) {
         const auto& ls = lse_->strides();
         const float value = empty ? kMinusInf : row_max[r] * lse_factor_ + std::log(row_sum[r]);
