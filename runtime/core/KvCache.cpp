@@ -262,6 +262,25 @@ void PagedKVCache::release(int32_t sequence) {
   }
 }
 
+void PagedKVCache::reorder_free_pages(std::span<const int32_t> order) {
+  constexpr const char* kFunction = "paged KV cache: reorder_free_pages";
+  if (order.size() != free_.size()) {
+    throw RuntimeError(
+        fmt::format("{}: the order names {} pages but {} are free", kFunction, order.size(), free_.size()));
+  }
+  std::vector<bool> is_free(static_cast<size_t>(config_.num_pages), false), seen(is_free.size(), false);
+  for (int32_t page : free_) is_free[static_cast<size_t>(page)] = true;
+  for (int32_t page : order) {
+    if (page < 0 || page >= config_.num_pages || !is_free[static_cast<size_t>(page)]) {
+      throw RuntimeError(fmt::format("{}: page {} is not a free page of the {}", kFunction, page, config_.num_pages));
+    }
+    if (seen[static_cast<size_t>(page)]) throw RuntimeError(fmt::format("{}: page {} is named twice", kFunction, page));
+    seen[static_cast<size_t>(page)] = true;
+  }
+  // The free list is a stack handed out from the back.
+  free_.assign(order.rbegin(), order.rend());
+}
+
 void PagedKVCache::truncate(int32_t sequence, int32_t length) {
   check_sequence(sequence, "paged KV cache");
   if (length < 0) {

@@ -134,6 +134,11 @@ class PagedKVCache {
   bool allocate(int32_t sequence, int64_t tokens);
   // Returns the sequence's pages to the free list and sets its length to 0 in every layer.
   void release(int32_t sequence);
+  // Makes the free pages be handed out in `order` (order[0] first), which must name every free page
+  // exactly once: a scattered block table on purpose, so that callers (`attnc run --paged`, tests)
+  // can show that nothing depends on where a sequence's pages lie. RuntimeError, changing nothing,
+  // for any other list.
+  void reorder_free_pages(std::span<const int32_t> order);
   // Cuts the sequence to at most `length` tokens (>= 0) in every layer, e.g. after rejected
   // speculative tokens; its pages stay allocated.
   void truncate(int32_t sequence, int32_t length);

@@ -25,7 +25,9 @@ Commands:
   check FILE...      parse and type-check mod files
   ir FILE --mod NAME print a mod's optimised IR and its signature
   run FILE ...       run attention with a file's mods on .npy tensors, on the
-                     CPU or (--device cuda) a GPU
+                     CPU (flash, standard, decode, memory-efficient, linear
+                     kernels), through a paged KV cache (--paged), on MPI
+                     ranks (--kernel ring) or (--device cuda) a GPU
   compile FILE ...   fuse a file's mods into the CUDA kernel: CUDA C++, PTX or cubin
   warmup MANIFEST    compile the kernels a manifest lists into the kernel cache
   cache ACTION       the kernel cache: stats, list, verify, clear, prune

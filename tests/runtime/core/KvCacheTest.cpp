@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/core/RuntimeError.h"
@@ -82,6 +84,34 @@ TEST_CASE("paged caches hand out pages from a free list and take them back", "[r
     CHECK(cache.free_pages() == 4);
     CHECK(cache.allocate(2, 16));
     CHECK(cache.pages(2)[0] == 0);
+  }
+}
+
+TEST_CASE("the free pages can be handed out in any order the caller names", "[runtime][cache]") {
+  PagedKVCache cache = make_paged(small_config());
+  REQUIRE(cache.allocate(0, 16));  // page 0
+  SECTION("a permutation of the free pages decides the next allocations") {
+    const std::vector<int32_t> order{3, 1, 4, 2};
+    cache.reorder_free_pages(order);
+    CHECK(cache.allocate(1, 40));  // 3 pages
+    CHECK(std::vector<int32_t>(cache.pages(1).begin(), cache.pages(1).end()) == std::vector<int32_t>{3, 1, 4});
+    CHECK(cache.allocate(2, 1));
+    CHECK(cache.pages(2)[0] == 2);
+  }
+  SECTION("anything but each free page once changes nothing") {
+    const std::vector<std::pair<std::vector<int32_t>, std::string>> bad{
+        {{1, 2, 3}, "the order names 3 pages but 4 are free"},
+        {{0, 1, 2, 3}, "page 0 is not a free page"},
+        {{1, 2, 3, 5}, "page 5 is not a free page"},
+        {{1, 2, 3, -1}, "page -1 is not a free page"},
+        {{1, 2, 3, 3}, "page 3 is named twice"},
+    };
+    for (const auto& [order, message] : bad) {
+      CAPTURE(order);
+      CHECK_THROWS_WITH(cache.reorder_free_pages(order), Catch::Contains(message));
+    }
+    CHECK(cache.allocate(1, 16));
+    CHECK(cache.pages(1)[0] == 1);  // the original order: the lowest free page first
   }
 }
 
