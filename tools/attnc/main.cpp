@@ -26,7 +26,8 @@ Commands:
   ir FILE --mod NAME print a mod's optimised IR and its signature
   run FILE ...       run attention with a file's mods on .npy tensors, on the
                      CPU or (--device cuda) a GPU
-  compile FILE ...   fuse a file's mods into the CUDA kernel: CUDA C++, PTX or cubin
+  compile FILE ...   fuse a file's mods into a CUDA kernel (flash, Hopper
+                     flash_sm90, decode): CUDA C++, PTX or cubin
   warmup MANIFEST    compile the kernels a manifest lists into the kernel cache
   cache ACTION       the kernel cache: stats, list, verify, clear, prune
   bench              time the CPU flash kernel over a suite, against an sgemm
