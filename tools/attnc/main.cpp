@@ -29,6 +29,8 @@ Commands:
   compile FILE ...   fuse a file's mods into a CUDA kernel (flash, Hopper
                      flash_sm90, decode): CUDA C++, PTX or cubin
   warmup MANIFEST    compile the kernels a manifest lists into the kernel cache
+  explain FILE ...   show a mask's tile map (EMPTY / FULL / PARTIAL tiles), the
+                     work it keeps, and an SVG picture of it
   cache ACTION       the kernel cache: stats, list, verify, clear, prune
   bench              time the CPU flash kernel over a suite, against an sgemm
                      ceiling and the FMA peak of the cores
@@ -50,10 +52,15 @@ struct CommandEntry {
 };
 
 const CommandEntry kCommands[] = {
-    {"check", run_check},   {"ir", run_ir},
-    {"run", run_run},       {"compile", run_compile},
-    {"warmup", run_warmup}, {"cache", run_cache},
-    {"bench", run_bench},   {"__sgemm-ceiling", run_sgemm_ceiling},  // not listed: see Command.h
+    {"check", run_check},
+    {"ir", run_ir},
+    {"run", run_run},
+    {"compile", run_compile},
+    {"warmup", run_warmup},
+    {"cache", run_cache},
+    {"bench", run_bench},
+    {"explain", run_explain},
+    {"__sgemm-ceiling", run_sgemm_ceiling},  // not listed: see Command.h
 };
 
 }  // namespace
