@@ -33,7 +33,9 @@ Commands:
                      work it keeps, and an SVG picture of it
   cache ACTION       the kernel cache: stats, list, verify, clear, prune
   bench              time the CPU flash kernel over a suite, against an sgemm
-                     ceiling and the FMA peak of the cores
+                     ceiling and the FMA peak of the cores; --decode: CPU
+                     decoding against a memory-read ceiling; --linear: linear
+                     attention against an sgemm ceiling
 
 Run `attnc <command> --help` for a command's options.
 
