@@ -225,3 +225,70 @@ TEST_CASE("attnc bench prints the BLAS kernel of its ceiling and the FMA peaks o
   CHECK(bf16_case["bf16_peak_ratio"].is_number() == json["fma_peaks"]["bf16_gflops"].is_number());
   CHECK(case_object(json, "none-fp32-S128-D16")["bf16_peak_ratio"].is_null());
 }
+
+TEST_CASE("attnc bench --decode prints and writes each layout's rate and its ratio to the same-run ceiling",
+          "[cli][bench][decode]") {
+  fs::path json_path = bench_dir() / "decode.json";
+  BenchResult r = run_bench(
+      "--decode --batch 2 --heads 4 --kv-heads 2 --kv-len 200 --head-dim 16 --dtype fp32,bf16 --page-size 0,32 "
+      "--repeat 1 --threads 2 --json '" +
+      json_path.string() + "'");
+  CAPTURE(r.out, r.err);
+  REQUIRE(r.status == 0);
+  CHECK(r.out.find("attnc bench --decode: B=2 H=4 H_kv=2 q_len=1 kv_len=200 D=16") != std::string::npos);
+  for (const char* id : {"fp32-contiguous", "fp32-paged32", "bf16-contiguous", "bf16-paged32"}) {
+    CAPTURE(id);
+    CHECK(r.out.find(std::string("\n") + id + " ") != std::string::npos);
+  }
+  nlohmann::json json = nlohmann::json::parse(read_text(json_path));
+  REQUIRE(json["cases"].size() == 4);
+  for (const nlohmann::json& c : json["cases"]) {
+    CAPTURE(c.dump());
+    const double element = c["dtype"] == "fp32" ? 4 : 2;
+    CHECK(number_field(c, "kv_bytes") == 2.0 * 2 * 2 * 200 * 16 * element);
+    const double decode_gbps = number_field(c, "decode_gbps"), ceiling_gbps = number_field(c, "ceiling_gbps");
+    CHECK(decode_gbps == Approx(number_field(c, "read_bytes") / (number_field(c, "decode_ms") * 1e-3) / 1e9));
+    CHECK(ceiling_gbps == Approx(number_field(c, "kv_bytes") / (number_field(c, "ceiling_ms") * 1e-3) / 1e9));
+    CHECK(number_field(c, "ratio") == Approx(decode_gbps / ceiling_gbps));
+  }
+}
+
+TEST_CASE("attnc bench --linear prints and writes each variant's GFLOP/s and its ratio to the sgemm ceiling",
+          "[cli][bench][linear]") {
+  fs::path json_path = bench_dir() / "linear.json";
+  BenchResult r =
+      run_bench("--linear --heads 2 --seq 96 --head-dim 16 --dtype fp32 --chunk-size 32 --repeat 1 --json '" +
+                json_path.string() + "'");
+  CAPTURE(r.out, r.err);
+  REQUIRE(r.status == 0);
+  CHECK(r.out.find("attnc bench --linear: B=1 H=2 S=96 D=16 chunk 32") != std::string::npos);
+  CHECK(r.out.find("\nfp32-causal ") != std::string::npos);
+  CHECK(r.out.find("\nfp32-noncausal ") != std::string::npos);
+  nlohmann::json json = nlohmann::json::parse(read_text(json_path));
+  REQUIRE(json["cases"].size() == 2);
+  for (const nlohmann::json& c : json["cases"]) {
+    CAPTURE(c.dump());
+    const double gflops = number_field(c, "gflops");
+    CHECK(gflops == Approx(number_field(c, "flops") / (number_field(c, "median_ms") * 1e-3) / 1e9));
+    CHECK(number_field(c, "ratio") == Approx(gflops / number_field(c, "sgemm_gflops")));
+  }
+}
+
+TEST_CASE("attnc bench refuses options of another suite", "[cli][bench]") {
+  auto [args, message] = GENERATE(table<std::string, std::string>({
+      {"--decode --linear", "excludes"},
+      {"--decode --mod causal", "--mod does not apply to --decode"},
+      {"--decode --seq 128", "--seq does not apply to --decode"},
+      {"--linear --page-size 16", "--page-size does not apply to --linear"},
+      {"--kv-len 100", "--kv-len does not apply to the flash suite"},
+      {"--decode --head-dim 64,128", "--head-dim takes one value with --decode or --linear"},
+      {"--decode --heads 6 --kv-heads 4", "--heads (6) must be a multiple of --kv-heads (4)"},
+      {"--decode --page-size x", "--page-size takes 0 (contiguous) or tokens per page"},
+      {"--linear --variant sideways", "--variant takes causal or noncausal"},
+  }));
+  CAPTURE(args);
+  BenchResult r = run_bench(args);
+  CHECK(r.status == 2);
+  CHECK(r.err.find(message) != std::string::npos);
+  CHECK(r.out.empty());
+}

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -11,6 +12,7 @@
 
 #include "runtime/cache/CacheDirectory.h"
 #include "runtime/cuda/Architectures.h"
+#include "runtime/cuda/Nvrtc.h"
 
 namespace fs = std::filesystem;
 
@@ -115,4 +117,91 @@ TEST_CASE("attnc compile --emit cubin reads and fills the kernel cache, under th
       scratch.path());
   CHECK(bypass.status == 0);
   CHECK_THAT(bypass.out, Catch::Contains("not cached: --no-cache"));
+}
+
+TEST_CASE("attnc compile picks the family the runtime runs, or the one asked for", "[cli][compile]") {
+  TempDirectory scratch;
+  struct Row {
+    std::string args, family, entry;
+  };
+  const std::vector<Row> rows = {
+      {"--head-dim 128 --arch sm_90a", "flash_sm90 family (m128_n128_s2)", "attnc_flash_sm90_forward"},
+      {"--head-dim 64 --arch sm_90a", "flash_sm90 family (m128_n128_s3)", "attnc_flash_sm90_forward"},
+      // Head dims the Hopper template does not take fall back to the flash family, as at run time.
+      {"--head-dim 96 --arch sm_90a", "flash family", "attnc_flash_forward"},
+      {"--head-dim 128 --arch sm_90", "flash family", "attnc_flash_forward"},
+      {"--head-dim 128 --arch sm_90a --family flash", "flash family", "attnc_flash_forward"},
+      {"--head-dim 128 --arch sm_80 --family decode --rows 4", "decode family (m1_n4", "attnc_decode_merge"},
+  };
+  for (const Row& row : rows) {
+    CAPTURE(row.args);
+    fs::path out = scratch.path() / "k.cu";
+    Result r = run_attnc(kCompile + row.args + " --emit cuda -o " + quoted(out), scratch.path());
+    CAPTURE(r.out, r.err);
+    REQUIRE(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains(row.family));
+    const std::string text = slurp(out);
+    CHECK_THAT(text, Catch::Contains(row.entry));
+    // The user's names appear in comments of --emit cuda only.
+    CHECK_THAT(text, Catch::Contains("sliding_window"));
+  }
+  CHECK_THAT(slurp(scratch.path() / "k.cu"), Catch::Contains("attnc_decode_split"));
+
+  auto [args, message] = GENERATE(table<std::string, std::string>({
+      {"--arch sm_80 --family flash_sm90", "--family flash_sm90 builds for --arch sm_90a only, not sm_80"},
+      {"--arch sm_80 --family hopper", "--family takes auto, flash, flash_sm90 or decode"},
+      {"--arch sm_80 --rows 4", "--rows applies to --family decode only"},
+      {"--arch sm_80 --family decode --rows 0", "--rows takes a positive number of rows"},
+  }));
+  CAPTURE(args);
+  Result bad = run_attnc(kCompile + "--head-dim 128 --emit cuda -o " + quoted(scratch.path() / "x.cu") + " " + args,
+                         scratch.path());
+  CHECK(bad.status == 2);
+  CHECK_THAT(bad.err, Catch::Contains(message));
+}
+
+TEST_CASE("attnc compile --arch sm_90a emits Hopper PTX with wgmma and TMA bulk tensor copies",
+          "[cli][compile][nvrtc]") {
+  if (!attnc::cuda::Nvrtc::available()) {
+    WARN("NVRTC is not available here; the Hopper PTX was not checked: " + attnc::cuda::Nvrtc::unavailable_reason());
+    return;
+  }
+  TempDirectory scratch;
+  fs::path ptx = scratch.path() / "hopper.ptx";
+  Result r = run_attnc(kCompile + "--head-dim 128 --arch sm_90a --emit ptx -o " + quoted(ptx), scratch.path());
+  CAPTURE(r.out, r.err);
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("ptx for sm_90a, flash_sm90 family"));
+  const std::string text = slurp(ptx);
+  CHECK_THAT(text, Catch::Contains(".target sm_90a"));
+  CHECK_THAT(text, Catch::Contains("wgmma.mma_async"));
+  CHECK_THAT(text, Catch::Contains("cp.async.bulk.tensor"));
+  CHECK_THAT(text, Catch::Contains(".entry attnc_flash_sm90_forward"));
+}
+
+TEST_CASE("attnc compile --family decode --emit cubin fills the cache under the key warmup uses",
+          "[cli][compile][nvrtc]") {
+  TempDirectory scratch;
+  fs::path cache = scratch.path() / "cache";
+  Result compiled =
+      run_attnc(kCompile + "--head-dim 64 --arch sm_80 --family decode --rows 8 --emit cubin --cache-dir " +
+                    quoted(cache) + " -o " + quoted(scratch.path() / "decode.cubin"),
+                scratch.path());
+  if (compiled.status == 3 && compiled.err.find("NVRTC cannot compile it") != std::string::npos) {
+    WARN("NVRTC is not available here; the decode cubin path of attnc compile was not tested");
+    return;
+  }
+  CAPTURE(compiled.out, compiled.err);
+  REQUIRE(compiled.status == 0);
+  CHECK_THAT(compiled.out, Catch::Contains("decode family"));
+  CHECK_THAT(compiled.out, Catch::Contains("compiled and stored in the kernel cache"));
+  fs::path manifest = scratch.path() / "m.json";
+  std::ofstream(manifest) << R"({"version": 1, "kernels": [{"file": ")"
+                          << std::string(ATTNC_SOURCE_DIR) + "/examples/mistral.attn"
+                          << R"(", "mask_mod": "sliding_window", "dtypes": ["bf16"], "head_dims": [64],
+                                 "archs": ["sm_80"], "families": ["decode"], "decode_rows": [1]}]})";
+  Result warm = run_attnc("warmup " + quoted(manifest) + " --cache-dir " + quoted(cache), scratch.path());
+  CAPTURE(warm.out, warm.err);
+  // 1 and 8 rows per KV head share a layout, hence a kernel.
+  CHECK_THAT(warm.out, Catch::Contains("1 kernel: 0 compiled, 1 already cached, 0 failed"));
 }

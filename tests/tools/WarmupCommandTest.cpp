@@ -80,8 +80,8 @@ TEST_CASE("attnc warmup compiles a manifest's kernels once and finds them cached
   // Not a terminal: one progress line per kernel.
   CHECK(count_of(first.err, "] compiled ") == 5);
   CHECK_THAT(first.err, Catch::Contains("[5/5]"));
-  CHECK_THAT(first.err, Catch::Contains("<built-in> mask=causal fp16 d128 sm_80"));
-  CHECK_THAT(first.err, Catch::Contains("window.attn mask=window bf16 d128/64 sm_90a check-bounds"));
+  CHECK_THAT(first.err, Catch::Contains("<built-in> mask=causal fp16 d128 sm_80 flash"));
+  CHECK_THAT(first.err, Catch::Contains("window.attn mask=window bf16 d128/64 sm_90a flash_sm90 check-bounds"));
   std::map<std::string, int> compiles = compiles_in(log);
   CHECK(compiles.size() == 5);
   for (const auto& [hash, count] : compiles) CHECK(count == 1);
@@ -111,7 +111,7 @@ TEST_CASE("attnc warmup reports each failed kernel with its reason and exits non
     CHECK(r.status == 3);
     CHECK_THAT(r.out, Catch::Contains("4 kernels: 1 compiled, 0 already cached, 3 failed"));
     CHECK_THAT(r.err, Catch::Contains("failed:\n"));
-    CHECK_THAT(r.err, Catch::Contains("<built-in> mask=causal bf16 d72 sm_80:\n"));
+    CHECK_THAT(r.err, Catch::Contains("<built-in> mask=causal bf16 d72 sm_80 flash:\n"));
     CHECK_THAT(r.err, Catch::Contains("head dims that are multiples of 16"));
     CHECK_THAT(r.err, Catch::Contains("no mod named 'casual'"));
     CHECK_THAT(r.err, Catch::Contains("'causal' is a mask_mod, not a score_mod"));
@@ -182,6 +182,22 @@ TEST_CASE("attnc warmup rejects malformed manifests, pointing at the place", "[c
        "{\"version\": 1, \"kernels\": [{\"mask_mod\": \"causal\",\n  \"dtype\": [\"bf16\"]}]}",
        "m.json:2:3: unknown key \"dtype\""},
       {"a number beyond double's range", "{\"version\": 1e999, \"kernels\": []}", "m.json:1:"},
+      {"the Hopper family off sm_90a",
+       "{\"version\": 1, \"kernels\": [{\"mask_mod\": \"causal\", \"dtypes\": [\"bf16\"], \"head_dims\": [64],\n"
+       " \"archs\": [\"sm_80\"], \"families\": [\"flash_sm90\"]}]}",
+       "m.json:2:35: the flash_sm90 family builds for sm_90a only, not sm_80 (\"archs\" lists sm_80)"},
+      {"an unknown family",
+       "{\"version\": 1, \"kernels\": [{\"mask_mod\": \"causal\", \"dtypes\": [\"bf16\"], \"head_dims\": [64], "
+       "\"archs\": [\"sm_80\"], \"families\": [\"hopper\"]}]}",
+       "family \"hopper\": expected auto, flash, flash_sm90 or decode"},
+      {"decode rows without the decode family",
+       "{\"version\": 1, \"kernels\": [{\"mask_mod\": \"causal\", \"dtypes\": [\"bf16\"], \"head_dims\": [64], "
+       "\"archs\": [\"sm_80\"], \"decode_rows\": [4]}]}",
+       "\"decode_rows\" needs \"decode\" in \"families\""},
+      {"no decode rows",
+       "{\"version\": 1, \"kernels\": [{\"mask_mod\": \"causal\", \"dtypes\": [\"bf16\"], \"head_dims\": [64], "
+       "\"archs\": [\"sm_80\"], \"families\": [\"decode\"], \"decode_rows\": [0]}]}",
+       "query rows per KV head must be from 1 to 1048576"},
   }));
   CAPTURE(what);
   fs::path manifest = write_file(scratch.path() / "m.json", text);
@@ -314,4 +330,26 @@ TEST_CASE("attnc warmup refuses a cache directory others may write unless told i
   CHECK_FALSE(fs::exists(scratch.path() / "log"));  // nothing compiled
   Result trusted = run_attnc(args + " --trust-shared-cache", scratch.path(), env);
   CHECK(trusted.status == 0);
+}
+
+TEST_CASE("attnc warmup builds each family a manifest names, the decode family per layout", "[cli][warmup]") {
+  TempDirectory scratch;
+  // Per architecture: auto (flash_sm90 on sm_90a, flash on sm_80), flash (on sm_80 the same kernel as
+  // auto), and decode for 1, 4 and 32 rows per KV head (1 and 4 share a layout).
+  fs::path manifest = write_file(scratch.path() / "m.json", R"({"version": 1, "kernels": [
+    {"mask_mod": "causal", "dtypes": ["bf16"], "head_dims": [128], "archs": ["sm_80", "sm_90a"],
+     "families": ["auto", "flash", "decode"], "decode_rows": [1, 4, 32]}
+  ]})");
+  fs::path log = scratch.path() / "compiles.log";
+  Result r = run_attnc("warmup " + quoted(manifest) + " --cache-dir " + quoted(scratch.path() / "cache"),
+                       scratch.path(), "ATTNC_WARMUP_FAKE_COMPILER=" + quoted(log));
+  CAPTURE(r.out, r.err);
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("warmup: 7 kernels (3 repeated configurations skipped): 7 compiled"));
+  CHECK(compiles_in(log).size() == 7);
+  CHECK_THAT(r.err, Catch::Contains("<built-in> mask=causal bf16 d128 sm_90a flash_sm90 ("));
+  CHECK_THAT(r.err, Catch::Contains("<built-in> mask=causal bf16 d128 sm_90a flash ("));
+  CHECK_THAT(r.err, Catch::Contains("<built-in> mask=causal bf16 d128 sm_80 decode rows=32 ("));
+  CHECK(count_of(r.err, " flash_sm90 (") == 1);
+  CHECK(count_of(r.err, " decode rows=") == 4);
 }

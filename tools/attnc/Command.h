@@ -32,6 +32,7 @@ int run_compile(Args args);
 int run_cache(Args args);
 int run_warmup(Args args);
 int run_bench(Args args);
+int run_explain(Args args);
 // `attnc __sgemm-ceiling REQUEST`: not for people. The child process `attnc bench` measures its
 // sgemm ceiling in (bench/suite/Ceiling.h); prints the ceiling as JSON.
 int run_sgemm_ceiling(Args args);

@@ -1,5 +1,6 @@
-// attnc compile: a file's mods fused into the attention kernel, emitted as CUDA C++, PTX or cubin.
-// Needs no GPU; PTX and cubin need NVRTC (a cubin found in the kernel cache needs nothing).
+// attnc compile: a file's mods fused into an attention kernel of one family (tools/attnc/
+// CudaKernelPlan.h), emitted as CUDA C++, PTX or cubin. Needs no GPU; PTX and cubin need NVRTC (a
+// cubin found in the kernel cache needs nothing).
 
 #include <optional>
 
@@ -17,8 +18,8 @@
 #include "runtime/cuda/CompileThroughCache.h"
 #include "runtime/cuda/KernelSource.h"
 #include "runtime/cuda/Nvrtc.h"
-#include "runtime/families/flash/FlashSource.h"
 #include "tools/attnc/CommandLine.h"
+#include "tools/attnc/CudaKernelPlan.h"
 
 namespace attnc::cli {
 
@@ -28,6 +29,8 @@ struct CompileOptions {
   std::string file, score_mod, mask_mod, arch, emit, out, cache_dir;
   DType dtype = DType::BF16;
   int head_dim = 0, head_dim_v = 0;
+  CudaFamily family = CudaFamily::Auto;
+  int rows = 1;
   bool check_bounds = false, no_cache = false, trust_shared_cache = false;
   std::vector<std::pair<std::string, DType>> storage;
 };
@@ -40,24 +43,33 @@ int parse_head_dim(const std::string& text, const char* option) {
 
 CompileOptions parse_options(Args args, bool& help) {
   CompileOptions o;
-  std::string dtype, head_dim, head_dim_v;
+  std::string dtype, head_dim, head_dim_v, family, rows;
   std::vector<std::string> storage;
   const std::string archs = cuda::cuda_architecture_list();
   CommandLine command_line("attnc compile",
                            fmt::format(R"(attnc compile FILE [--score-mod NAME] [--mask-mod NAME]
                      --dtype bf16|fp16 --head-dim D [--head-dim-v D]
                      --arch ARCH --emit ptx|cubin|cuda -o OUT
+                     [--family auto|flash|flash_sm90|decode [--rows N]]
                      [--check-bounds] [--storage NAME=DTYPE]...
                      [--no-cache | --cache-dir DIR [--trust-shared-cache]]
 ARCH: {})",
                                        archs),
                            R"(Generates the CUDA code of the mods NAME of FILE, fuses it into the attention
-kernel for the given input dtype, head dims and GPU architecture, and writes:
+kernel of one family for the given input dtype, head dims and GPU architecture,
+and writes:
   cuda   the complete translation unit as one self-contained .cu file
   ptx    the PTX NVRTC produces for it
   cubin  the device binary for --arch, through the kernel cache: a kernel
          already cached (by `attnc warmup`, an earlier compile or a run) is
          copied from it, and one compiled now is stored in it for the runtime
+The family (--family) is by default the one the runtime runs for queries of
+more than 16 rows on ARCH: on sm_90a the Hopper family flash_sm90 (warp-
+specialised, TMA and wgmma; bf16/fp16, head dims 64, 128, 192, 256), elsewhere
+the flash family. --family flash forces the sm_80 template, flash_sm90 the
+Hopper one (sm_90a only), decode the split-KV decode family for --rows query
+rows per KV head (GQA group size x q_len; default 1), whose module holds its
+split and merge kernels.
 No GPU is needed; ptx and cubin need NVRTC (libnvrtc.so.13) unless the cubin
 is cached. Parameters are not bound here: their values are arguments of the
 compiled kernel. OUT is checked before anything is compiled, and written whole
@@ -78,6 +90,9 @@ mod is missing, NVRTC is unavailable or the generated code does not compile.
   app.add_option("--arch", o.arch, "the GPU architecture: " + archs)->type_name("ARCH")->required();
   app.add_option("--emit", o.emit, "what to write: ptx, cubin or cuda")->type_name("WHAT")->required();
   app.add_option("-o,--out", o.out, "the output file")->type_name("OUT")->required();
+  app.add_option("--family", family, "the kernel family: " + cuda_family_list() + " (default auto)")
+      ->type_name("FAMILY");
+  app.add_option("--rows", rows, "(decode) query rows per KV head: GQA group x q_len\n(default 1)")->type_name("N");
   app.add_flag("--check-bounds", o.check_bounds, "compile in device-side bounds checking of tensor loads");
   app.add_option("--storage", storage,
                  "the storage type of tensor parameter NAME (default fp32\nfor float, int32 for int, bool for bool "
@@ -103,6 +118,20 @@ mod is missing, NVRTC is unavailable or the generated code does not compile.
   o.head_dim = parse_head_dim(head_dim, "--head-dim");
   o.head_dim_v = head_dim_v.empty() ? o.head_dim : parse_head_dim(head_dim_v, "--head-dim-v");
   if (!cuda::is_cuda_arch(o.arch)) throw UsageError(fmt::format("--arch takes {}, got '{}'", archs, o.arch));
+  if (!family.empty()) {
+    std::optional<CudaFamily> parsed = parse_cuda_family(family);
+    if (!parsed) throw UsageError(fmt::format("--family takes {}, got '{}'", cuda_family_list(), family));
+    o.family = *parsed;
+  }
+  if (!rows.empty()) {
+    if (o.family != CudaFamily::Decode) throw UsageError("--rows applies to --family decode only");
+    std::optional<int> value = parse_int(rows, 1, 1 << 20);
+    if (!value) throw UsageError(fmt::format("--rows takes a positive number of rows, got '{}'", rows));
+    o.rows = *value;
+  }
+  if (o.family == CudaFamily::FlashSm90 && o.arch != "sm_90a") {
+    throw UsageError(fmt::format("--family flash_sm90 builds for --arch sm_90a only, not {}", o.arch));
+  }
   if (o.emit != "ptx" && o.emit != "cubin" && o.emit != "cuda") {
     throw UsageError("--emit takes ptx, cubin or cuda, got '" + o.emit + "'");
   }
@@ -160,7 +189,7 @@ std::vector<DType> storage_for(const ir::ModDef& def, const CompileOptions& o, s
 
 // The cubin of `plan` through the kernel cache, as the runtime would load it (the same key and the
 // same name-free source); says on `how` where it came from.
-std::string cached_cubin(const flash::FlashPlan& plan, const CompileOptions& o, std::string& how) {
+std::string cached_cubin(const PlannedCudaKernel& plan, const CompileOptions& o, std::string& how) {
   KernelCacheOptions options;
   options.directory = o.cache_dir;
   options.require_disk = !o.cache_dir.empty();  // a directory asked for by name must be usable
@@ -171,8 +200,7 @@ std::string cached_cubin(const flash::FlashPlan& plan, const CompileOptions& o, 
                cache.disk_unavailable_reason());
   }
   cuda::CudaBinary binary = cuda::compile_through_cache(
-      cache, plan.key, flash::kEntry, [&] { return flash::flash_program(plan, flash::flash_mods(plan.spec)); },
-      flash::flash_nvrtc_options(plan.spec));
+      cache, plan.key, plan.entry, [&] { return plan.program(/*annotate_names=*/false); }, plan.nvrtc_options);
   const std::string* nvrtc = binary.key.find("nvrtc");
   std::string where = cache.has_disk() ? "kernel cache " + cache.directory().string() : "kernel cache (memory only)";
   how = fmt::format("NVRTC {}; {} {}{}", nvrtc ? *nvrtc : "?",
@@ -206,36 +234,41 @@ int run_compile(Args args) {
     if (!used[i]) throw UsageError(fmt::format("no selected mod has a parameter named '{}'", o.storage[i].first));
   }
 
-  flash::FlashSpec spec;
-  spec.score = score ? ModSpec{std::make_shared<const ir::ModDef>(std::move(*score)), score_storage} : ModSpec{};
-  spec.mask = mask ? ModSpec{std::make_shared<const ir::ModDef>(std::move(*mask)), mask_storage} : ModSpec{};
-  spec.dtype = o.dtype;
-  spec.head_dim = o.head_dim;
-  spec.head_dim_v = o.head_dim_v;
-  spec.arch = o.arch;
-  spec.check_bounds = o.check_bounds;
-  const flash::FlashPlan plan = flash::plan_flash_kernel(spec);
-  const std::string entry = flash::kEntry;
+  CudaKernelRequest request;
+  request.score = score ? ModSpec{std::make_shared<const ir::ModDef>(std::move(*score)), score_storage} : ModSpec{};
+  request.mask = mask ? ModSpec{std::make_shared<const ir::ModDef>(std::move(*mask)), mask_storage} : ModSpec{};
+  request.dtype = o.dtype;
+  request.head_dim = o.head_dim;
+  request.head_dim_v = o.head_dim_v;
+  request.arch = o.arch;
+  request.check_bounds = o.check_bounds;
+  request.family = o.family;
+  request.decode_rows = o.rows;
+  const PlannedCudaKernel plan = plan_cuda_kernel(request);
+  std::string entries;
+  for (const std::string& e : plan.entries) entries += (entries.empty() ? "" : ", ") + e;
+  const std::string what = fmt::format("{} family ({}), entr{} {}", cuda_family_name(plan.family), plan.layout,
+                                       plan.entries.size() == 1 ? "y" : "ies", entries);
 
   if (o.emit == "cubin" && !o.no_cache) {
     std::string how;
     std::string cubin = cached_cubin(plan, o, how);
     write_file_atomically(o.out, cubin);
-    fmt::print("{}: cubin for {}, entry {}, {} bytes ({})\n", o.out, o.arch, entry, cubin.size(), how);
+    fmt::print("{}: cubin for {}, {}, {} bytes ({})\n", o.out, o.arch, what, cubin.size(), how);
     return kExitOk;
   }
   // Names in comments for readers of --emit cuda; the cache compiles name-free text.
-  const cuda::KernelProgram program = flash::flash_program(plan, flash::flash_mods(plan.spec, /*annotate_names=*/true));
+  const cuda::KernelProgram program = plan.program(/*annotate_names=*/true);
   if (o.emit == "cuda") {
     std::string text = cuda::flatten_program(program);
     write_file_atomically(o.out, text);
-    fmt::print("{}: CUDA C++ for {}, entry {}, {} bytes\n", o.out, o.arch, entry, text.size());
+    fmt::print("{}: CUDA C++ for {}, {}, {} bytes\n", o.out, o.arch, what, text.size());
     return kExitOk;
   }
-  cuda::CompiledKernel kernel = cuda::Nvrtc::get().compile(program, flash::flash_nvrtc_options(plan.spec));
+  cuda::CompiledKernel kernel = cuda::Nvrtc::get().compile(program, plan.nvrtc_options);
   const std::string& bytes = o.emit == "ptx" ? kernel.ptx : std::string(kernel.cubin.begin(), kernel.cubin.end());
   write_file_atomically(o.out, bytes);
-  fmt::print("{}: {} for {}, entry {}, {} bytes (NVRTC {}{})\n", o.out, o.emit, o.arch, entry, bytes.size(),
+  fmt::print("{}: {} for {}, {}, {} bytes (NVRTC {}{})\n", o.out, o.emit, o.arch, what, bytes.size(),
              cuda::Nvrtc::get().version(), o.emit == "cubin" ? "; not cached: --no-cache" : "");
   return kExitOk;
 }

@@ -1,6 +1,8 @@
 // attnc warmup MANIFEST.json: the deployment step. Compiles every kernel a manifest lists into the
 // kernel cache, in parallel, so the processes that later run them find them all cached and never
-// need NVRTC. The manifest format is documented in docs/cli.md (example: examples/warmup.json).
+// need NVRTC. The manifest format is documented in docs/cli.md (example: examples/warmup.json) and
+// read by tools/attnc/WarmupManifest.h; each kernel is planned by its family as `attnc compile`
+// plans it (tools/attnc/CudaKernelPlan.h).
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -9,9 +11,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <map>
 #include <optional>
 #include <set>
 #include <thread>
@@ -28,130 +27,13 @@
 #include "runtime/cuda/Architectures.h"
 #include "runtime/cuda/CompileThroughCache.h"
 #include "runtime/cuda/Nvrtc.h"
-#include "runtime/families/flash/FlashSource.h"
 #include "tools/attnc/CommandLine.h"
-#include "tools/attnc/LocatedJson.h"
-
-namespace fs = std::filesystem;
+#include "tools/attnc/CudaKernelPlan.h"
+#include "tools/attnc/WarmupManifest.h"
 
 namespace attnc::cli {
 
 namespace {
-
-// One checked entry of the manifest.
-struct ManifestEntry {
-  std::string file;  // as written in the manifest; empty: the built-in mods
-  fs::path path;     // resolved against the manifest's directory
-  std::string score_mod, mask_mod;
-  std::vector<DType> dtypes;
-  std::vector<std::pair<int, int>> head_dims;  // (D, D_v)
-  std::vector<std::string> archs;
-  bool check_bounds = false;
-  std::map<std::string, DType> param_dtypes;  // storage of tensor parameters
-};
-
-// Throws RuntimeError "MANIFEST:LINE:COL: message" for anything that is not a valid manifest.
-std::vector<ManifestEntry> read_manifest(const std::string& manifest_path) {
-  std::ifstream in(manifest_path, std::ios::binary);
-  std::error_code error;
-  if (!in || fs::is_directory(manifest_path, error)) {
-    throw RuntimeError(fmt::format("cannot read manifest '{}'", manifest_path));
-  }
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  std::vector<ManifestEntry> entries;
-  try {
-    JsonDocument document = JsonDocument::parse(text);
-    JsonNode root = document.root();
-    for (const JsonMember& member : root.as_object("the manifest")) {
-      if (member.key != "version" && member.key != "kernels") {
-        throw JsonError(
-            member.value.where_key(fmt::format("unknown key \"{}\" (expected version, kernels)", member.key)));
-      }
-    }
-    std::optional<JsonNode> version = root.find("version");
-    if (!version) throw JsonError(root.where("missing \"version\": 1"));
-    if (version->as_integer("\"version\"") != 1) throw JsonError(version->where("this attnc reads manifest version 1"));
-    std::optional<JsonNode> kernels = root.find("kernels");
-    if (!kernels) throw JsonError(root.where("missing \"kernels\": [...]"));
-    for (const JsonNode& item : kernels->as_array("\"kernels\"")) {
-      ManifestEntry entry;
-      static const char* const kKeys[] = {"file",      "score_mod", "mask_mod",     "dtypes",
-                                          "head_dims", "archs",     "check_bounds", "param_dtypes"};
-      for (const JsonMember& member : item.as_object("each kernel entry")) {
-        if (std::find(std::begin(kKeys), std::end(kKeys), member.key) == std::end(kKeys)) {
-          throw JsonError(member.value.where_key(fmt::format(
-              "unknown key \"{}\" (expected file, score_mod, mask_mod, dtypes, head_dims, archs, check_bounds, "
-              "param_dtypes)",
-              member.key)));
-        }
-      }
-      auto optional_string = [&](const char* key) -> std::string {
-        std::optional<JsonNode> v = item.find(key);
-        if (!v || v->is_null()) return "";
-        const std::string& s = v->as_string(fmt::format("\"{}\"", key));
-        if (s.empty()) throw JsonError(v->where(fmt::format("\"{}\" is empty", key)));
-        return s;
-      };
-      auto required_list = [&](const char* key) -> std::vector<JsonNode> {
-        std::optional<JsonNode> v = item.find(key);
-        if (!v) throw JsonError(item.where(fmt::format("missing \"{}\": [...]", key)));
-        std::vector<JsonNode> list = v->as_array(fmt::format("\"{}\"", key));
-        if (list.empty()) throw JsonError(v->where(fmt::format("\"{}\" is empty", key)));
-        return list;
-      };
-      entry.file = optional_string("file");
-      if (!entry.file.empty()) entry.path = fs::path(manifest_path).parent_path() / entry.file;
-      entry.score_mod = optional_string("score_mod");
-      entry.mask_mod = optional_string("mask_mod");
-      if (entry.score_mod.empty() && entry.mask_mod.empty()) {
-        throw JsonError(item.where("an entry needs a \"score_mod\", a \"mask_mod\" or both"));
-      }
-      for (const JsonNode& v : required_list("dtypes")) {
-        const std::string& name = v.as_string("a dtype");
-        if (name != "bf16" && name != "fp16") {
-          throw JsonError(v.where(fmt::format("dtype \"{}\": the kernels take \"bf16\" or \"fp16\"", name)));
-        }
-        entry.dtypes.push_back(name == "bf16" ? DType::BF16 : DType::F16);
-      }
-      for (const JsonNode& v : required_list("head_dims")) {
-        if (v.is_array()) {
-          std::vector<JsonNode> pair = v.as_array("a head dim pair");
-          if (pair.size() != 2) throw JsonError(v.where("a head dim pair is [D, D_v]"));
-          entry.head_dims.emplace_back(static_cast<int>(pair[0].as_integer("D")),
-                                       static_cast<int>(pair[1].as_integer("D_v")));
-        } else {
-          int d = static_cast<int>(v.as_integer("a head dim (D, or [D, D_v])"));
-          entry.head_dims.emplace_back(d, d);
-        }
-        if (entry.head_dims.back().first <= 0 || entry.head_dims.back().second <= 0) {
-          throw JsonError(v.where("a head dim must be positive"));
-        }
-      }
-      for (const JsonNode& v : required_list("archs")) {
-        const std::string& arch = v.as_string("an architecture");
-        try {
-          cuda::check_cuda_arch(arch);
-        } catch (const RuntimeError& e) {
-          throw JsonError(v.where(e.what()));
-        }
-        entry.archs.push_back(arch);
-      }
-      if (std::optional<JsonNode> v = item.find("check_bounds")) entry.check_bounds = v->as_bool("\"check_bounds\"");
-      if (std::optional<JsonNode> v = item.find("param_dtypes")) {
-        for (const JsonMember& member : v->as_object("\"param_dtypes\"")) {
-          const std::string& name = member.value.as_string("a parameter's dtype");
-          std::optional<DType> dtype = parse_dtype(name);
-          if (!dtype) throw JsonError(member.value.where(fmt::format("unknown dtype \"{}\"", name)));
-          entry.param_dtypes[member.key] = *dtype;
-        }
-      }
-      entries.push_back(std::move(entry));
-    }
-  } catch (const JsonError& e) {
-    throw RuntimeError(fmt::format("{}:{}", manifest_path, e.what()));
-  }
-  return entries;
-}
 
 // An entry's mods, loaded and optimised once for all of its kernels.
 struct EntryMods {
@@ -210,6 +92,19 @@ CachedKernel fake_compile(const std::string& log, const KernelKey& key, const st
   return CachedKernel{"fake cubin\n" + key.serialize(), "entry=attnc_fake\n"};
 }
 
+// The progress label of one kernel: "<built-in> mask=causal bf16 d128 sm_90a flash_sm90".
+std::string job_label(const ManifestEntry& entry, const CudaKernelRequest& request) {
+  std::string label = entry.file.empty() ? "<built-in>" : entry.file;
+  if (!entry.score_mod.empty()) label += " score=" + entry.score_mod;
+  if (!entry.mask_mod.empty()) label += " mask=" + entry.mask_mod;
+  label += fmt::format(" {} d{}", dtype_name(request.dtype), request.head_dim);
+  if (request.head_dim_v != request.head_dim) label += fmt::format("/{}", request.head_dim_v);
+  label += fmt::format(" {} {}", request.arch, cuda_family_name(resolve_cuda_family(request)));
+  if (request.family == CudaFamily::Decode) label += fmt::format(" rows={}", request.decode_rows);
+  if (request.check_bounds) label += " check-bounds";
+  return label;
+}
+
 std::vector<WarmupJob> make_jobs(const std::vector<ManifestEntry>& entries, const std::vector<EntryMods>& mods,
                                  const Backend& backend) {
   std::vector<WarmupJob> jobs;
@@ -219,36 +114,35 @@ std::vector<WarmupJob> make_jobs(const std::vector<ManifestEntry>& entries, cons
     for (DType dtype : entry.dtypes) {
       for (auto [head_dim, head_dim_v] : entry.head_dims) {
         for (const std::string& arch : entry.archs) {
-          std::string label = entry.file.empty() ? "<built-in>" : entry.file;
-          if (!entry.score_mod.empty()) label += " score=" + entry.score_mod;
-          if (!entry.mask_mod.empty()) label += " mask=" + entry.mask_mod;
-          label += fmt::format(" {} d{}", dtype_name(dtype), head_dim);
-          if (head_dim_v != head_dim) label += fmt::format("/{}", head_dim_v);
-          label += " " + arch;
-          if (entry.check_bounds) label += " check-bounds";
-
-          flash::FlashSpec spec;
-          spec.score = entry_mods.score;
-          spec.mask = entry_mods.mask;
-          spec.dtype = dtype;
-          spec.head_dim = head_dim;
-          spec.head_dim_v = head_dim_v;
-          spec.arch = arch;
-          spec.check_bounds = entry.check_bounds;
-          // The plan is made when the job runs, so an unsupported configuration fails that job alone.
-          auto plan = std::make_shared<std::optional<flash::FlashPlan>>();
-          auto make_key = [&entry_mods, &backend, spec, plan] {
-            if (!entry_mods.error.empty()) throw RuntimeError(entry_mods.error);
-            *plan = flash::plan_flash_kernel(spec);
-            return (*plan)->key.with("nvrtc", backend.nvrtc_version);
-          };
-          KernelCache::Compiler compile = [&backend, plan, label](const KernelKey& key) {
-            if (!backend.fake_log.empty()) return fake_compile(backend.fake_log, key, label);
-            const flash::FlashPlan& p = **plan;
-            return cuda::compile_cuda_binary(flash::flash_program(p, flash::flash_mods(p.spec)), flash::kEntry,
-                                             flash::flash_nvrtc_options(p.spec));
-          };
-          jobs.push_back(WarmupJob{label, make_key, compile});
+          for (CudaFamily family : entry.families) {
+            const std::vector<int> one_row = {1};
+            for (int rows : family == CudaFamily::Decode ? entry.decode_rows : one_row) {
+              CudaKernelRequest request;
+              request.score = entry_mods.score;
+              request.mask = entry_mods.mask;
+              request.dtype = dtype;
+              request.head_dim = head_dim;
+              request.head_dim_v = head_dim_v;
+              request.arch = arch;
+              request.check_bounds = entry.check_bounds;
+              request.family = family;
+              request.decode_rows = rows;
+              const std::string label = job_label(entry, request);
+              // The plan is made when the job runs, so an unsupported configuration fails that job alone.
+              auto plan = std::make_shared<std::optional<PlannedCudaKernel>>();
+              auto make_key = [&entry_mods, &backend, request, plan] {
+                if (!entry_mods.error.empty()) throw RuntimeError(entry_mods.error);
+                *plan = plan_cuda_kernel(request);
+                return (*plan)->key.with("nvrtc", backend.nvrtc_version);
+              };
+              KernelCache::Compiler compile = [&backend, plan, label](const KernelKey& key) {
+                if (!backend.fake_log.empty()) return fake_compile(backend.fake_log, key, label);
+                const PlannedCudaKernel& p = **plan;
+                return cuda::compile_cuda_binary(p.program(/*annotate_names=*/false), p.entry, p.nvrtc_options);
+              };
+              jobs.push_back(WarmupJob{label, make_key, compile});
+            }
+          }
         }
       }
     }
@@ -293,8 +187,11 @@ int run_warmup(Args args) {
                            R"(Compiles every kernel MANIFEST.json lists into the kernel cache, N at a time,
 so that later runs find them cached (the deployment step). Each entry of the
 manifest names a mod file (or none, for the built-in mods), a score mod and/or
-a mask mod, and lists of dtypes, head dims and architectures: one kernel is
-built for every combination, and a combination listed twice is built once.
+a mask mod, and lists of dtypes, head dims, architectures and (optionally)
+kernel families: one kernel is built for every combination, and a combination
+listed twice is built once. The family "auto" (the default) is the one the
+runtime runs for long queries: flash_sm90 on sm_90a where it applies, flash
+otherwise; "decode" builds the decode family for each of "decode_rows".
 Kernels already in the cache are not rebuilt.
 
 Prints one line per finished kernel on stderr (an updating line when stderr is
@@ -305,14 +202,15 @@ failed, with each failure's reason. Needs NVRTC, not a GPU.
   {{"version": 1,
    "kernels": [{{"file": "mistral.attn", "mask_mod": "sliding_window",
                 "dtypes": ["bf16"], "head_dims": [64, 128],
-                "archs": ["sm_80", "sm_90"]}}]}}
-Architectures: {}.
+                "archs": ["sm_80", "sm_90a"],
+                "families": ["auto", "decode"], "decode_rows": [4]}}]}}
+Architectures: {}. Families: {}.
 
 Exit status: 0 when every kernel is compiled or cached, 1 when a mod file has
 errors, 2 on usage errors, 3 when the manifest is malformed, the cache
 directory cannot be used, or any kernel failed.
 )",
-                                       cuda::cuda_architecture_list()));
+                                       cuda::cuda_architecture_list(), cuda_family_list()));
   CLI::App& app = command_line.app();
   app.add_option("MANIFEST", manifests, "the manifest (JSON)")->type_name("");
   app.add_option("-j,--jobs", jobs_text, "compile N kernels at once (default: the number of CPUs)")->type_name("N");

@@ -28,11 +28,16 @@ Commands:
                      CPU (flash, standard, decode, memory-efficient, linear
                      kernels), through a paged KV cache (--paged), on MPI
                      ranks (--kernel ring) or (--device cuda) a GPU
-  compile FILE ...   fuse a file's mods into the CUDA kernel: CUDA C++, PTX or cubin
+  compile FILE ...   fuse a file's mods into a CUDA kernel (flash, Hopper
+                     flash_sm90, decode): CUDA C++, PTX or cubin
   warmup MANIFEST    compile the kernels a manifest lists into the kernel cache
+  explain FILE ...   show a mask's tile map (EMPTY / FULL / PARTIAL tiles), the
+                     work it keeps, and an SVG picture of it
   cache ACTION       the kernel cache: stats, list, verify, clear, prune
   bench              time the CPU flash kernel over a suite, against an sgemm
-                     ceiling and the FMA peak of the cores
+                     ceiling and the FMA peak of the cores; --decode: CPU
+                     decoding against a memory-read ceiling; --linear: linear
+                     attention against an sgemm ceiling
 
 Run `attnc <command> --help` for a command's options.
 
@@ -51,10 +56,15 @@ struct CommandEntry {
 };
 
 const CommandEntry kCommands[] = {
-    {"check", run_check},   {"ir", run_ir},
-    {"run", run_run},       {"compile", run_compile},
-    {"warmup", run_warmup}, {"cache", run_cache},
-    {"bench", run_bench},   {"__sgemm-ceiling", run_sgemm_ceiling},  // not listed: see Command.h
+    {"check", run_check},
+    {"ir", run_ir},
+    {"run", run_run},
+    {"compile", run_compile},
+    {"warmup", run_warmup},
+    {"cache", run_cache},
+    {"bench", run_bench},
+    {"explain", run_explain},
+    {"__sgemm-ceiling", run_sgemm_ceiling},  // not listed: see Command.h
 };
 
 }  // namespace

@@ -1,9 +1,9 @@
 #pragma once
 // Throughput of the CPU linear attention kernel (LinearCpu.h) against an sgemm ceiling measured in
-// the same run: a library function so the CLI's bench (being rewritten in tools/) and the tests
-// call the same code. The ceiling is the CPU backend's fp32 gemm micro-kernel (the one the kernel
-// multiplies with) on the kernel's main product shape, phi(Q) [S x D] times a state [D x (Dv + 1)]
-// per (b, h), spread over the same threads; `attnc bench` adds OpenBLAS's ceiling beside it.
+// the same run: a library function so `attnc bench --linear` (bench/suite/LinearSuite.h) and the
+// tests call the same code. The ceiling is the CPU backend's fp32 gemm micro-kernel (the one the
+// kernel multiplies with) on the kernel's main product shape, phi(Q) [S x D] times a state
+// [D x (Dv + 1)] per (b, h), spread over the same threads. (No OpenBLAS ceiling is measured for it.)
 // Timing numbers are the caller's to report (docs/cpu-backend.md has the place for them).
 
 #include <cstdint>
