@@ -26,6 +26,8 @@ Commands:
   ir FILE --mod NAME print a mod's optimised IR and its signature
   run FILE ...       run attention with a file's mods on .npy tensors, on the
                      CPU or (--device cuda) a GPU
+  grad FILE ...      the backward pass: dQ, dK, dV and the score mod's tensor
+                     parameter gradients for a given dOut, on the CPU
   compile FILE ...   fuse a file's mods into the CUDA kernel: CUDA C++, PTX or cubin
   warmup MANIFEST    compile the kernels a manifest lists into the kernel cache
   cache ACTION       the kernel cache: stats, list, verify, clear, prune
@@ -52,7 +54,8 @@ const CommandEntry kCommands[] = {
     {"check", run_check},   {"ir", run_ir},
     {"run", run_run},       {"compile", run_compile},
     {"warmup", run_warmup}, {"cache", run_cache},
-    {"bench", run_bench},   {"__sgemm-ceiling", run_sgemm_ceiling},  // not listed: see Command.h
+    {"bench", run_bench},   {"grad", run_grad},
+    {"__sgemm-ceiling", run_sgemm_ceiling},  // not listed: see Command.h
 };
 
 }  // namespace
