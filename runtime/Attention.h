@@ -12,7 +12,9 @@
 
 #include <memory>
 
+#include "runtime/core/AttentionGradients.h"
 #include "runtime/core/AttentionOptions.h"
+#include "runtime/core/Dropout.h"
 #include "runtime/core/Tensor.h"
 
 namespace attnc {
@@ -39,6 +41,23 @@ std::shared_ptr<const TileMap> build_tile_map(const Tensor& q, const Tensor& k, 
 // (with_mask, runtime/core/Mods.h). On CUDA the mask must be an int32 or int64 device tensor.
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const Tensor& mask,
                const AttentionOptions& options, Tensor* lse = nullptr);
+
+// The backward pass of attention(): given out and lse from the forward call with the same options
+// (with dropout: attention_dropout's), and dout = dLoss/dout, fills grads.dq, dk, dv (allocated as
+// fp32 when undefined) and grads.dparams (one fp32 tensor per float tensor parameter of the score
+// mod, by name). docs/gradients.md gives the formulas, the derivatives of mods at non-differentiable
+// points and which results are deterministic. CPU tensors only for now (the CPU family
+// runtime/families/flash_backward/FlashBackwardCpu.h); CUDA tensors are a RuntimeError.
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                        const Tensor& dout, AttentionGradients& grads, const AttentionOptions& options = {},
+                        const Dropout& dropout = {});
+
+// The forward pass with attention dropout (runtime/core/Dropout.h): out and the LSE before dropout,
+// what attention_backward needs. Without dropout it is attention(); with dropout, CPU tensors only,
+// and it runs the fp64 reference (runtime/reference/ReferenceBackward.h): the forward kernels do not
+// drop yet, so this path is slow.
+void attention_dropout(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const AttentionOptions& options,
+                       const Dropout& dropout, Tensor* lse);
 
 // Linear attention (runtime/reference/LinearReference.h gives its contract) wherever the tensors
 // live: the CPU's chunkwise kernel (runtime/families/linear/LinearCpu.h) or the CUDA family's

@@ -28,6 +28,7 @@ using Args = std::span<const std::string>;
 int run_check(Args args);
 int run_ir(Args args);
 int run_run(Args args);
+int run_grad(Args args);
 int run_compile(Args args);
 int run_cache(Args args);
 int run_warmup(Args args);

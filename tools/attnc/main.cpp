@@ -28,6 +28,8 @@ Commands:
                      CPU (flash, standard, decode, memory-efficient, linear
                      kernels), through a paged KV cache (--paged), on MPI
                      ranks (--kernel ring) or (--device cuda) a GPU
+  grad FILE ...      the backward pass: dQ, dK, dV and the score mod's tensor
+                     parameter gradients for a given dOut, on the CPU
   compile FILE ...   fuse a file's mods into a CUDA kernel (flash, Hopper
                      flash_sm90, decode): CUDA C++, PTX or cubin
   warmup MANIFEST    compile the kernels a manifest lists into the kernel cache
@@ -59,6 +61,7 @@ const CommandEntry kCommands[] = {
     {"check", run_check},
     {"ir", run_ir},
     {"run", run_run},
+    {"grad", run_grad},
     {"compile", run_compile},
     {"warmup", run_warmup},
     {"cache", run_cache},

@@ -1,0 +1,46 @@
+// attention_backward and attention_dropout (runtime/Attention.h): the training entry points,
+// beside attention()'s dispatch in Attention.cpp.
+
+#include <fmt/format.h>
+
+#include "runtime/Attention.h"
+#include "runtime/core/RuntimeError.h"
+#include "runtime/families/flash_backward/FlashBackwardCpu.h"
+#include "runtime/reference/ReferenceBackward.h"
+
+namespace attnc {
+
+namespace {
+
+void require_cpu(const char* function, const Tensor& t, const char* role) {
+  if (t.defined() && t.device() != Device::Cpu) {
+    throw RuntimeError(fmt::format("{}: {} is on {}; the backward pass runs on the CPU only for now", function, role,
+                                   device_name(t.device())));
+  }
+}
+
+}  // namespace
+
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                        const Tensor& dout, AttentionGradients& grads, const AttentionOptions& options,
+                        const Dropout& dropout) {
+  constexpr const char* kFunction = "attention_backward";
+  for (auto [t, role] : {std::pair{&q, "q"}, {&k, "k"}, {&v, "v"}, {&out, "out"}, {&lse, "lse"}, {&dout, "dout"}}) {
+    require_cpu(kFunction, *t, role);
+  }
+  flash_attention_backward(q, k, v, out, lse, dout, grads, options, dropout);
+}
+
+void attention_dropout(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const AttentionOptions& options,
+                       const Dropout& dropout, Tensor* lse) {
+  if (!dropout.enabled()) {
+    check_dropout("attention_dropout", dropout);
+    attention(q, k, v, out, options, lse);
+    return;
+  }
+  for (auto [t, role] : {std::pair{&q, "q"}, {&k, "k"}, {&v, "v"}, {&out, "out"}})
+    require_cpu("attention_dropout", *t, role);
+  standard_attention_dropout(q, k, v, out, options, dropout, lse);
+}
+
+}  // namespace attnc

@@ -1,0 +1,449 @@
+#include "runtime/families/flash_backward/FlashBackwardCpu.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <numbers>
+#include <optional>
+#include <vector>
+
+#include "runtime/core/ModDerivatives.h"
+#include "runtime/core/RuntimeError.h"
+#include "runtime/cpu/AlignedBuffer.h"
+#include "runtime/cpu/CpuMicroKernels.h"
+#include "runtime/cpu/CpuThreadPool.h"
+
+namespace attnc {
+
+namespace {
+
+constexpr const char* kFunction = "flash_attention_backward";
+constexpr int32_t BLOCK_M = kFlashBackwardBlockM;
+constexpr int32_t BLOCK_N = kFlashBackwardBlockN;
+constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
+
+// A 4-d tensor as contiguous fp32 (times `multiplier`), or its last two dimensions transposed.
+std::vector<float> to_fp32(const Tensor& t, float multiplier, bool transpose_last, cpu::CpuThreadPool& pool,
+                           int threads) {
+  const auto& n = t.shape();
+  const auto& s = t.strides();
+  std::vector<float> out(static_cast<size_t>(t.numel()));
+  pool.parallel_for(n[0] * n[1], threads, [&](int, int64_t ab) {
+    const int64_t a = ab / n[1], b = ab % n[1];
+    float* dst = out.data() + ab * n[2] * n[3];
+    std::vector<float> row(static_cast<size_t>(n[3]));
+    for (int64_t i = 0; i < n[2]; ++i) {
+      const int64_t base = a * s[0] + b * s[1] + i * s[2];
+      if (t.dtype() == DType::F32 && s[3] == 1) {  // the common case, without a conversion per element
+        const float* src = static_cast<const float*>(t.data()) + base;
+        for (int64_t d = 0; d < n[3]; ++d) row[d] = src[d] * multiplier;
+      } else {
+        for (int64_t d = 0; d < n[3]; ++d) row[d] = load_as_float(t.data(), t.dtype(), base + d * s[3]) * multiplier;
+      }
+      if (transpose_last) {
+        for (int64_t d = 0; d < n[3]; ++d) dst[d * n[2] + i] = row[d];
+      } else {
+        std::copy(row.begin(), row.end(), dst + i * n[3]);
+      }
+    }
+  });
+  return out;
+}
+
+// t[a, b, i, 0..n) = src[0..n), rounding to t's dtype.
+void store_row(const Tensor& t, int64_t a, int64_t b, int64_t i, const float* src, int64_t n) {
+  const auto& s = t.strides();
+  const int64_t base = a * s[0] + b * s[1] + i * s[2];
+  if (t.dtype() == DType::F32 && s[3] == 1) {
+    std::copy(src, src + n, static_cast<float*>(t.data()) + base);
+    return;
+  }
+  for (int64_t d = 0; d < n; ++d) {
+    const int64_t offset = base + d * s[3];
+    switch (t.dtype()) {
+      case DType::F32: static_cast<float*>(t.data())[offset] = src[d]; break;
+      case DType::F16: static_cast<uint16_t*>(t.data())[offset] = float_to_half(src[d]); break;
+      default: static_cast<uint16_t*>(t.data())[offset] = float_to_bfloat16(src[d]); break;
+    }
+  }
+}
+
+// A mod as the kernel runs it: its compiled program and the call's packed arguments.
+struct PreparedMod {
+  const Mod* mod;
+  std::shared_ptr<const CpuModProgram> program;
+  CpuModArgs args;
+
+  PreparedMod(const Mod& m, bool check_bounds, CpuBackend backend)
+      : mod(&m), program(compile_cpu_program(m, backend)), args(CpuModArgs::pack(m, check_bounds)) {}
+};
+
+struct PreparedSite {
+  uint32_t param;
+  PreparedMod derivative;
+  std::vector<PreparedMod> indices;
+  size_t gradient;  // which ParamGradient it adds to
+};
+
+struct ParamShape {
+  uint32_t param;
+  std::vector<int64_t> shape;
+  int64_t count;
+};
+
+// Per-worker scratch, allocated once per call.
+struct Workspace {
+  cpu::AlignedBuffer<float> s, raw, p, dp, ds, transposed, g, index, dq, dk, dv, kt, vt, row_max, row_sum, row_alpha;
+  std::vector<std::vector<double>> params;  // per float tensor parameter: this worker's gradient sums
+  FlashBackwardStats stats;
+
+  Workspace(int64_t head_dim, int64_t value_dim, const std::vector<ParamShape>& shapes)
+      : s(BLOCK_M * BLOCK_N),
+        raw(BLOCK_M * BLOCK_N),
+        p(BLOCK_M * BLOCK_N),
+        dp(BLOCK_M * BLOCK_N),
+        ds(BLOCK_M * BLOCK_N),
+        transposed(BLOCK_M * BLOCK_N),
+        g(BLOCK_M * BLOCK_N),
+        index(BLOCK_M * BLOCK_N * 8),
+        dq(BLOCK_M * std::max<int64_t>(head_dim, 1)),
+        dk(BLOCK_N * std::max<int64_t>(head_dim, 1)),
+        dv(BLOCK_N * std::max<int64_t>(value_dim, 1)),
+        kt(BLOCK_N * std::max<int64_t>(head_dim, 1)),
+        vt(BLOCK_N * std::max<int64_t>(value_dim, 1)),
+        row_max(BLOCK_M),
+        row_sum(BLOCK_M),
+        row_alpha(BLOCK_M) {
+    for (const ParamShape& shape : shapes) params.emplace_back(static_cast<size_t>(shape.count), 0.0);
+  }
+};
+
+class FlashBackwardRun {
+ public:
+  FlashBackwardRun(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                   const Tensor& dout, AttentionGradients& grads, const AttentionShape& shape,
+                   const AttentionOptions& options, const Dropout& dropout, const FlashBackwardOptions& flash)
+      : grads_(grads),
+        shape_(shape),
+        options_(options),
+        dropout_(dropout),
+        flash_(flash),
+        kernels_(cpu::best_micro_kernels()),
+        pool_(cpu::CpuThreadPool::shared()) {
+    scale_ = options.scale ? *options.scale : static_cast<float>(1.0 / std::sqrt(static_cast<double>(shape.head_dim)));
+    group_ = shape.kv_heads > 0 ? shape.heads / shape.kv_heads : 1;
+    q_tiles_ = (shape.q_len + BLOCK_M - 1) / BLOCK_M;
+    kv_tiles_ = (shape.kv_len + BLOCK_N - 1) / BLOCK_N;
+    threshold_ = dropout_threshold(dropout.rate);
+    prepare_mods(options, flash.backend);
+    const int threads = flash.num_threads;
+    q_ = to_fp32(q, scale_, false, pool_, threads);  // pre-scaled: S = Q_s K^T, dK = dS^T Q_s
+    k_ = to_fp32(k, 1.0f, false, pool_, threads);
+    kt_ = to_fp32(k, 1.0f, true, pool_, threads);
+    vt_ = to_fp32(v, 1.0f, true, pool_, threads);
+    do_ = to_fp32(dout, 1.0f, false, pool_, threads);
+    rows_ = shape.batch * shape.heads * shape.q_len;
+    lse_.resize(static_cast<size_t>(rows_));
+    delta_.resize(static_cast<size_t>(rows_));
+    // D_i = rowsum(dO * O), and the LSE, per query row.
+    const auto& ls = lse.strides();
+    const auto& os = out.strides();
+    pool_.parallel_for(shape.batch * shape.heads, threads, [&](int, int64_t bh) {
+      const int64_t b = bh / shape.heads, h = bh % shape.heads;
+      for (int64_t i = 0; i < shape.q_len; ++i) {
+        const int64_t row = bh * shape.q_len + i;
+        lse_[row] = load_as_float(lse.data(), lse.dtype(), b * ls[0] + h * ls[1] + i * ls[2]);
+        const int64_t base = b * os[0] + h * os[1] + i * os[2];
+        const float* dout_row = do_.data() + row * shape.value_dim;
+        double sum = 0;
+        if (out.dtype() == DType::F32 && os[3] == 1) {
+          const float* o = static_cast<const float*>(out.data()) + base;
+          for (int64_t d = 0; d < shape.value_dim; ++d) sum += static_cast<double>(o[d]) * dout_row[d];
+        } else {
+          for (int64_t d = 0; d < shape.value_dim; ++d) {
+            sum += static_cast<double>(load_as_float(out.data(), out.dtype(), base + d * os[3])) * dout_row[d];
+          }
+        }
+        delta_[row] = static_cast<float>(sum);
+      }
+    });
+    dq_.assign(static_cast<size_t>(rows_ * shape.head_dim), 0.0f);
+    dq_locks_ =
+        std::make_unique<std::mutex[]>(static_cast<size_t>(std::max<int64_t>(1, shape.batch * shape.heads * q_tiles_)));
+  }
+
+  void run() {
+    const int64_t items = shape_.batch * shape_.kv_heads * kv_tiles_;
+    const int workers = items > 0 ? pool_.workers_for(items, flash_.num_threads) : 0;
+    std::vector<std::unique_ptr<Workspace>> spaces(static_cast<size_t>(workers));
+    if (items > 0) {
+      pool_.parallel_for(items, workers, [&](int worker, int64_t item) {
+        auto& space = spaces[static_cast<size_t>(worker)];
+        if (!space) space = std::make_unique<Workspace>(shape_.head_dim, shape_.value_dim, param_shapes_);
+        run_item(item, *space);
+      });
+    }
+    // dQ: already scaled; written once every item has added its part.
+    pool_.parallel_for(shape_.batch * shape_.heads, flash_.num_threads, [&](int, int64_t bh) {
+      for (int64_t i = 0; i < shape_.q_len; ++i) {
+        store_row(grads_.dq, bh / shape_.heads, bh % shape_.heads, i,
+                  dq_.data() + (bh * shape_.q_len + i) * shape_.head_dim, shape_.head_dim);
+      }
+    });
+    grads_.dparams.clear();
+    FlashBackwardStats total;
+    for (size_t p = 0; p < param_shapes_.size(); ++p) {
+      std::vector<double> sum(static_cast<size_t>(param_shapes_[p].count), 0.0);
+      for (const auto& space : spaces) {
+        if (!space) continue;
+        for (size_t e = 0; e < sum.size(); ++e) sum[e] += space->params[p][e];
+      }
+      Tensor t = Tensor::empty(DType::F32, param_shapes_[p].shape);
+      auto* data = static_cast<float*>(t.data());
+      for (size_t e = 0; e < sum.size(); ++e) data[e] = static_cast<float>(sum[e]);
+      grads_.dparams.emplace(options_.score_mod->def().params[param_shapes_[p].param].name, std::move(t));
+    }
+    for (const auto& space : spaces) {
+      if (!space) continue;
+      total.tiles_computed += space->stats.tiles_computed;
+      total.tiles_skipped += space->stats.tiles_skipped;
+      total.tiles_full += space->stats.tiles_full;
+      total.tiles_partial += space->stats.tiles_partial;
+    }
+    if (flash_.stats) *flash_.stats = total;
+  }
+
+ private:
+  void prepare_mods(const AttentionOptions& options, CpuBackend backend) {
+    if (options.mask_mod) mask_.emplace(*options.mask_mod, options.check_bounds, backend);
+    if (!options.score_mod) return;
+    score_.emplace(*options.score_mod, options.check_bounds, backend);
+    derivatives_.emplace(derive_score_mod(kFunction, *options.score_mod));
+    if (!derivatives_->d_score_is_one) d_score_.emplace(derivatives_->d_score, options.check_bounds, backend);
+    for (uint32_t p : derivatives_->float_tensors) {
+      const Tensor& bound = std::get<Tensor>(*options.score_mod->argument(p));
+      param_shapes_.push_back({p, bound.shape(), bound.numel()});
+    }
+    for (const ModDerivatives::Site& site : derivatives_->sites) {
+      size_t gradient = 0;
+      while (param_shapes_[gradient].param != site.param) ++gradient;
+      PreparedSite prepared{site.param, PreparedMod(site.derivative, options.check_bounds, backend), {}, gradient};
+      // Indices are clamped by their own expressions, so they never report.
+      for (const Mod& index : site.indices) prepared.indices.emplace_back(index, false, backend);
+      sites_.push_back(std::move(prepared));
+    }
+  }
+
+  struct Tile {
+    int64_t b, h, g;
+    int32_t q_first, rows, kv_first, cols;
+    int32_t q_pos;  // the mods' q_idx of row q_first
+    TilePosition at;
+  };
+
+  void apply(const PreparedMod& mod, float* tile, const Tile& t) const {
+    CpuBoundsReport report;
+    mod.program->apply(tile, BLOCK_N, t.rows, t.cols, t.q_pos, t.kv_first, t.at, mod.args, &report);
+    if (report.failed) {
+      throw RuntimeError(out_of_range_message(kFunction, *mod.mod, static_cast<uint32_t>(report.param), report.dim,
+                                              report.index, report.extent, report.b, report.h, report.q_idx,
+                                              report.kv_idx));
+    }
+  }
+
+  // A copy of the raw scores with `mod` applied, in `dst`.
+  void apply_to_raw(const PreparedMod& mod, const float* raw, float* dst, const Tile& t) const {
+    for (int32_t r = 0; r < t.rows; ++r) std::copy(raw + r * BLOCK_N, raw + r * BLOCK_N + t.cols, dst + r * BLOCK_N);
+    apply(mod, dst, t);
+  }
+
+  void run_item(int64_t item, Workspace& w) {
+    const int64_t kt = item % kv_tiles_, bg = item / kv_tiles_;
+    const int64_t b = bg / shape_.kv_heads, g = bg % shape_.kv_heads;
+    const int64_t D = shape_.head_dim, Dv = shape_.value_dim, Skv = shape_.kv_len;
+    const auto kv_first = static_cast<int32_t>(kt * BLOCK_N);
+    const auto cols = static_cast<int32_t>(std::min<int64_t>(BLOCK_N, Skv - kv_first));
+    const float* k_tile = k_.data() + (bg * Skv + kv_first) * D;
+    // K^T and V^T of this key tile, packed (D x BLOCK_N, Dv x BLOCK_N) so the products that read
+    // them walk contiguous rows instead of rows Skv apart.
+    float* kt_panel = w.kt.get();
+    float* vt_panel = w.vt.get();
+    for (int64_t d = 0; d < D; ++d) {
+      const float* src = kt_.data() + (bg * D + d) * Skv + kv_first;
+      std::copy(src, src + cols, kt_panel + d * BLOCK_N);
+    }
+    for (int64_t d = 0; d < Dv; ++d) {
+      const float* src = vt_.data() + (bg * Dv + d) * Skv + kv_first;
+      std::copy(src, src + cols, vt_panel + d * BLOCK_N);
+    }
+    float* dk = w.dk.get();
+    float* dv = w.dv.get();
+    std::fill(dk, dk + cols * D, 0.0f);
+    std::fill(dv, dv + cols * Dv, 0.0f);
+
+    for (int64_t h = g * group_; h < (g + 1) * group_; ++h) {
+      for (int64_t qt = 0; qt < q_tiles_; ++qt) {
+        Tile t;
+        t.b = b;
+        t.h = h;
+        t.g = g;
+        t.q_first = static_cast<int32_t>(qt * BLOCK_M);
+        t.rows = static_cast<int32_t>(std::min<int64_t>(BLOCK_M, shape_.q_len - t.q_first));
+        t.kv_first = kv_first;
+        t.cols = cols;
+        t.q_pos = options_.q_offset + t.q_first;
+        t.at = TilePosition{static_cast<int32_t>(b),
+                            static_cast<int32_t>(h),
+                            static_cast<int32_t>(shape_.q_len),
+                            static_cast<int32_t>(Skv),
+                            static_cast<int32_t>(shape_.heads),
+                            static_cast<int32_t>(shape_.kv_heads)};
+        ir::TileClass cls = ir::TileClass::Full;
+        if (mask_) {
+          cls =
+              mask_->program->classify(t.q_pos, t.q_pos + t.rows - 1, kv_first, kv_first + cols - 1, t.at, mask_->args);
+        }
+        if (cls == ir::TileClass::Empty) {
+          ++w.stats.tiles_skipped;
+          continue;
+        }
+        ++w.stats.tiles_computed;
+        ++(cls == ir::TileClass::Full ? w.stats.tiles_full : w.stats.tiles_partial);
+        run_tile(t, cls == ir::TileClass::Partial, k_tile, kt_panel, vt_panel, w);
+      }
+    }
+    for (int32_t c = 0; c < cols; ++c) {
+      store_row(grads_.dk, b, g, kv_first + c, dk + c * D, D);
+      store_row(grads_.dv, b, g, kv_first + c, dv + c * Dv, Dv);
+    }
+  }
+
+  void run_tile(const Tile& t, bool masked, const float* k_tile, const float* kt_panel, const float* vt_panel,
+                Workspace& w) {
+    const int64_t D = shape_.head_dim, Dv = shape_.value_dim;
+    const int64_t row0 = (t.b * shape_.heads + t.h) * shape_.q_len + t.q_first;  // first row of q_, do_, lse_
+    const float* q_tile = q_.data() + row0 * D;
+    const float* do_tile = do_.data() + row0 * Dv;
+    float *s = w.s.get(), *raw = w.raw.get(), *p = w.p.get(), *dp = w.dp.get(), *ds = w.ds.get();
+    float* transposed = w.transposed.get();
+
+    // S = Q_s K^T, then s' and the mask, then P = exp(s' - LSE).
+    kernels_.gemm(t.rows, t.cols, static_cast<int32_t>(D), q_tile, D, kt_panel, BLOCK_N, s, BLOCK_N, false);
+    const bool keep_raw = score_ && (d_score_ || !sites_.empty());
+    if (keep_raw) {
+      for (int32_t r = 0; r < t.rows; ++r) std::copy(s + r * BLOCK_N, s + r * BLOCK_N + t.cols, raw + r * BLOCK_N);
+    }
+    if (score_) apply(*score_, s, t);
+    if (masked) apply(*mask_, s, t);
+    // P = exp(s' - LSE) through the online-softmax step with the row max preset to the LSE: it
+    // computes exp2((s' - max(LSE, s')) * log2(e)), which is exp(s' - LSE) since s' <= LSE (up to
+    // rounding, where it gives 1), and 0 for masked elements and rows with LSE -inf.
+    float* row_max = w.row_max.get();
+    float* row_sum = w.row_sum.get();
+    std::copy(lse_.data() + row0, lse_.data() + row0 + t.rows, row_max);
+    std::fill(row_sum, row_sum + t.rows, 0.0f);
+    kernels_.softmax_tile(s, BLOCK_N, t.rows, t.cols, std::numbers::log2e_v<float>, row_max, row_sum,
+                          w.row_alpha.get());
+    std::copy(s, s + BLOCK_M * BLOCK_N, p);
+    const float keep_scale = dropout_.keep_scale();
+    // dV += (P * M * k)^T dO: the dropped probabilities, transposed.
+    for (int32_t r = 0; r < t.rows; ++r) {
+      for (int32_t c = 0; c < t.cols; ++c) {
+        float value = p[r * BLOCK_N + c];
+        if (dropout_.enabled()) value = keeps(t, r, c) ? value * keep_scale : 0.0f;
+        transposed[c * BLOCK_M + r] = value;
+      }
+    }
+    kernels_.gemm(t.cols, static_cast<int32_t>(Dv), t.rows, transposed, BLOCK_M, do_tile, Dv, w.dv.get(), Dv, true);
+    // dP = (dO V^T) * M * k, then dS' = P * (dP - D_i), exactly 0 where P is 0.
+    kernels_.gemm(t.rows, t.cols, static_cast<int32_t>(Dv), do_tile, Dv, vt_panel, BLOCK_N, dp, BLOCK_N, false);
+    for (int32_t r = 0; r < t.rows; ++r) {
+      const float delta = delta_[row0 + r];
+      for (int32_t c = 0; c < t.cols; ++c) {
+        const float prob = p[r * BLOCK_N + c];
+        float grad = dp[r * BLOCK_N + c];
+        if (dropout_.enabled()) grad = keeps(t, r, c) ? grad * keep_scale : 0.0f;
+        ds[r * BLOCK_N + c] = prob == 0.0f ? 0.0f : prob * (grad - delta);
+      }
+    }
+    for (const PreparedSite& site : sites_) scatter_site(site, t, raw, ds, w);
+    if (d_score_) {
+      float* g = w.g.get();
+      apply_to_raw(*d_score_, raw, g, t);
+      for (int32_t r = 0; r < t.rows; ++r) {
+        for (int32_t c = 0; c < t.cols; ++c) {
+          float& value = ds[r * BLOCK_N + c];
+          value = value == 0.0f ? 0.0f : value * g[r * BLOCK_N + c];  // not 0 * inf where P is 0
+        }
+      }
+    }
+    // dK += dS^T Q_s (Q_s carries the scale).
+    for (int32_t r = 0; r < t.rows; ++r) {
+      for (int32_t c = 0; c < t.cols; ++c) transposed[c * BLOCK_M + r] = ds[r * BLOCK_N + c];
+    }
+    kernels_.gemm(t.cols, static_cast<int32_t>(D), t.rows, transposed, BLOCK_M, q_tile, D, w.dk.get(), D, true);
+    // dQ += scale * dS K, added to the shared rows under the query tile's lock.
+    float* dq = w.dq.get();
+    kernels_.gemm(t.rows, static_cast<int32_t>(D), t.cols, ds, BLOCK_N, k_tile, D, dq, D, false);
+    const int64_t lock = (t.b * shape_.heads + t.h) * q_tiles_ + t.q_first / BLOCK_M;
+    std::lock_guard<std::mutex> guard(dq_locks_[static_cast<size_t>(lock)]);
+    float* target = dq_.data() + row0 * D;
+    for (int64_t e = 0; e < t.rows * D; ++e) target[e] += scale_ * dq[e];
+  }
+
+  bool keeps(const Tile& t, int32_t r, int32_t c) const {
+    return dropout_keeps(threshold_, dropout_.seed, static_cast<int32_t>(t.b), static_cast<int32_t>(t.h), t.q_pos + r,
+                         t.kv_first + c);
+  }
+
+  // dparam[index(site)] += dS' * d s'/d(element) over the tile's elements with P != 0.
+  void scatter_site(const PreparedSite& site, const Tile& t, const float* raw, const float* ds, Workspace& w) const {
+    float* g = w.g.get();
+    apply_to_raw(site.derivative, raw, g, t);
+    const size_t rank = site.indices.size();
+    for (size_t d = 0; d < rank; ++d) apply_to_raw(site.indices[d], raw, w.index.get() + d * BLOCK_M * BLOCK_N, t);
+    const std::vector<int64_t>& shape = param_shapes_[site.gradient].shape;
+    std::vector<double>& sums = w.params[site.gradient];
+    for (int32_t r = 0; r < t.rows; ++r) {
+      for (int32_t c = 0; c < t.cols; ++c) {
+        const float upstream = ds[r * BLOCK_N + c];
+        if (upstream == 0.0f) continue;
+        int64_t offset = 0;
+        for (size_t d = 0; d < rank; ++d) {
+          offset = offset * shape[d] + static_cast<int64_t>(w.index.get()[d * BLOCK_M * BLOCK_N + r * BLOCK_N + c]);
+        }
+        sums[static_cast<size_t>(offset)] += static_cast<double>(upstream) * g[r * BLOCK_N + c];
+      }
+    }
+  }
+
+  AttentionGradients& grads_;
+  AttentionShape shape_;
+  AttentionOptions options_;
+  Dropout dropout_;
+  FlashBackwardOptions flash_;
+  const cpu::CpuMicroKernels& kernels_;
+  cpu::CpuThreadPool& pool_;
+  float scale_ = 1;
+  int64_t group_ = 1, q_tiles_ = 0, kv_tiles_ = 0, rows_ = 0;
+  uint32_t threshold_ = 0;
+  std::optional<PreparedMod> score_, mask_, d_score_;
+  std::optional<ModDerivatives> derivatives_;
+  std::vector<ParamShape> param_shapes_;
+  std::vector<PreparedSite> sites_;
+  std::vector<float> q_, k_, kt_, vt_, do_, lse_, delta_, dq_;
+  std::unique_ptr<std::mutex[]> dq_locks_;
+};
+
+}  // namespace
+
+void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                              const Tensor& dout, AttentionGradients& grads, const AttentionOptions& options,
+                              const Dropout& dropout, const FlashBackwardOptions& flash) {
+  const AttentionShape shape = check_backward_args(kFunction, q, k, v, out, &lse, dout, grads, options, dropout);
+  FlashBackwardRun(q, k, v, out, lse, dout, grads, shape, options, dropout, flash).run();
+}
+
+}  // namespace attnc
