@@ -12,6 +12,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/support/TestPaths.h"
 #include "tests/tools/AttncProcess.h"
 
 #include "runtime/core/Npy.h"
@@ -222,7 +223,7 @@ TEST_CASE("attnc run refuses an input too large for memory, naming the file and 
   REQUIRE(::truncate(huge.c_str(), static_cast<off_t>(header.size() + (uint64_t{1} << 30))) == 0);
   std::string run =
       kMistral + " --q " + quoted(huge) + " --k examples/inputs/k.npy --v examples/inputs/v.npy -o " + quoted(out);
-  int raw = std::system(("cd " + quoted(ATTNC_SOURCE_DIR) + " && (ulimit -v 786432; " +
+  int raw = std::system(("cd " + quoted(attnc::test::source_dir()) + " && (ulimit -v 786432; " +
                          attnc_test::attnc_command(run, scratch.path(), "limited") + ")")
                             .c_str());
   std::string err = slurp(scratch.path() / "limited.err");

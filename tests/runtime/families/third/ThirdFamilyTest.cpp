@@ -13,6 +13,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/support/TestPaths.h"
 #include "attnc_test_mods.cuh"
 #include "compiler/CudaCodegen.h"
 #include "compiler/Interpreter.h"
@@ -38,7 +39,7 @@ constexpr const char* kFamily = "row_stats";
 constexpr const char* kEntry = "attnc_row_stats";
 
 std::string template_text() {
-  std::ifstream in(std::string(ATTNC_SOURCE_DIR) + "/tests/runtime/families/third/row_stats.cuh");
+  std::ifstream in(attnc::test::source_dir() + "/tests/runtime/families/third/row_stats.cuh");
   std::stringstream text;
   text << in.rdbuf();
   REQUIRE_FALSE(text.str().empty());
