@@ -16,10 +16,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/support/TestPaths.h"
 #include "runtime/core/Mods.h"
 #include "runtime/core/Npy.h"
 #include "runtime/reference/ReferenceAttention.h"
+#include "tests/support/TestPaths.h"
 
 namespace fs = std::filesystem;
 

@@ -7,7 +7,6 @@
 
 #include <catch2/catch.hpp>
 
-#include "tests/support/TestPaths.h"
 #include "tests/tools/AttncProcess.h"
 
 #include "runtime/cache/CacheDirectory.h"

@@ -12,7 +12,6 @@
 
 #include <catch2/catch.hpp>
 
-#include "tests/support/TestPaths.h"
 #include "tests/tools/AttncProcess.h"
 
 #include "runtime/core/Npy.h"

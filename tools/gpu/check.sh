@@ -6,8 +6,9 @@
 #
 #   1. probe   the staged binaries start (else, as a fallback, configure and build them here:
 #              Release, ATTNC_WITH_LLVM=OFF, with tools/gpu/deps; several minutes)
-#   2. test    every GPU test: test_runtime "[cuda]" and test_tools "[cuda]", with ATTNC_SOURCE_DIR
-#              and ATTNC_BINARY pointing at this checkout and the staged attnc
+#   2. test    every GPU test: test_runtime "[gpu]" and test_tools "[cuda]", with ATTNC_SOURCE_DIR
+#              and ATTNC_BINARY pointing at this checkout and the staged attnc (the compile-only
+#              "[cuda]" tests, NVRTC and ptxas, need no GPU: they run on the build machine)
 #   3. bench   attnc_gpu_bench (forward: the flash and Hopper families; decode: contiguous, paged,
 #              windowed, with the same-run copy rate; linear attention) and tools/gpu/torch_peers.py
 #              (SDPA flash and cuDNN backends, compiled flex_attention) in the same run
@@ -59,7 +60,7 @@ if [ -n "$cuda_root" ]; then
 fi
 export ATTNC_CACHE_DIR=${ATTNC_CACHE_DIR:-$work/kernel-cache}
 gpu=0
-if nvidia-smi -L >/dev/null 2>&1 && ldconfig -p 2>/dev/null | grep -q "libcuda.so.1"; then gpu=1; fi
+if nvidia-smi -L 2>/dev/null | grep -q "^GPU"; then gpu=1; fi
 log "stages: $stages; binaries $bin; CUDA ${cuda_root:-not found}; NVRTC ${ATTNC_NVRTC_LIBRARY:-default search}; GPU: $gpu"
 
 # ---- 1. probe: staged binaries that start, else a build here.
@@ -69,7 +70,7 @@ binaries_start() {
     [ -x "$dir/$target" ] || { log "no $dir/$target"; return 1; }
   done
   "$dir/attnc" --help >/dev/null 2>"$work/probe.err" || { log "attnc does not start: $(head -c 300 "$work/probe.err")"; return 1; }
-  "$dir/test_runtime" --list-tags >/dev/null 2>"$work/probe.err" || { log "test_runtime does not start: $(head -c 300 "$work/probe.err")"; return 1; }
+  "$dir/test_runtime" --help >/dev/null 2>"$work/probe.err" || { log "test_runtime does not start: $(head -c 300 "$work/probe.err")"; return 1; }
   return 0
 }
 if binaries_start "$bin"; then
@@ -116,7 +117,7 @@ run_tests() {  # NAME BINARY FILTER
   tail -n 2 "$work/$name.log" >"$work/$name.summary"
 }
 if has_stage test; then
-  run_tests test_runtime "$bin/test_runtime" "[cuda]"
+  run_tests test_runtime "$bin/test_runtime" "[gpu]"
   run_tests test_tools "$bin/test_tools" "[cuda]"
 fi
 
@@ -166,7 +167,7 @@ if has_stage report; then
     echo "## GPU tests"
     echo
     for name in test_runtime test_tools; do
-      [ -f "$work/$name.summary" ] && echo "- $name \"[cuda]\": $(grep -v '^=*$' "$work/$name.summary" | tr '\n' ' ')"
+      [ -f "$work/$name.summary" ] && echo "- $name ([gpu] / [cuda] tests): $(grep -v '^=*$' "$work/$name.summary" | tr '\n' ' ')"
     done
     echo
     python3 "$root/tools/gpu/report_tables.py" "$work/attnc.csv" "$work/torch.csv"

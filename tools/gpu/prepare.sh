@@ -63,11 +63,12 @@ if has_stage build; then
               "-DCMAKE_EXE_LINKER_FLAGS=-static-libstdc++ -static-libgcc")
   command -v ninja >/dev/null 2>&1 && cmake_args+=(-G Ninja)
   log "configuring $build: ${cmake_args[*]}"
-  cmake -S "$root" -B "$build" "${cmake_args[@]}" > "$build.configure.log" 2>&1 || {
-    tail -n 30 "$build.configure.log"; echo "prepare.sh: configure failed" >&2; exit 1; }
-  log "building ${targets[*]} with $jobs jobs (log: $build.build.log)"
-  nice cmake --build "$build" -j "$jobs" --target "${targets[@]}" > "$build.build.log" 2>&1 || {
-    grep -E "error" "$build.build.log" | head -n 20; echo "prepare.sh: build failed" >&2; exit 1; }
+  mkdir -p "$build"
+  cmake -S "$root" -B "$build" "${cmake_args[@]}" > "$build/prepare-configure.log" 2>&1 || {
+    tail -n 30 "$build/prepare-configure.log"; echo "prepare.sh: configure failed" >&2; exit 1; }
+  log "building ${targets[*]} with $jobs jobs (log: $build/prepare-build.log)"
+  nice cmake --build "$build" -j "$jobs" --target "${targets[@]}" > "$build/prepare-build.log" 2>&1 || {
+    grep -E "error" "$build/prepare-build.log" | head -n 20; echo "prepare.sh: build failed" >&2; exit 1; }
   log "build done"
 fi
 

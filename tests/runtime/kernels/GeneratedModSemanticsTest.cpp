@@ -20,7 +20,6 @@
 #include <fmt/format.h>
 #include <catch2/catch.hpp>
 
-#include "tests/support/TestPaths.h"
 #include "compiler/CudaCodegen.h"
 #include "compiler/Frontend.h"
 #include "compiler/IRMutator.h"
@@ -34,6 +33,7 @@
 #include "runtime/kernels/mod_abi.cuh"
 #include "tests/support/HostBuild.h"
 #include "tests/support/RandomExpr.h"
+#include "tests/support/TestPaths.h"
 
 using namespace attnc;
 using namespace attnc::ir;

@@ -6,7 +6,6 @@
 
 #include <catch2/catch.hpp>
 
-#include "tests/support/TestPaths.h"
 #include "tests/support/AttentionComparison.h"
 
 #include <algorithm>
@@ -28,6 +27,7 @@
 #include "runtime/families/flash/TileConfig.h"
 #include "runtime/families/flash/flash_attention.cuh"
 #include "runtime/reference/ReferenceAttention.h"
+#include "tests/support/TestPaths.h"
 #include "tests/support/TestTensors.h"
 
 using namespace attnc;

@@ -13,7 +13,6 @@
 
 #include <catch2/catch.hpp>
 
-#include "tests/support/TestPaths.h"
 #include "attnc_test_mods.cuh"
 #include "compiler/CudaCodegen.h"
 #include "compiler/Interpreter.h"
@@ -27,6 +26,7 @@
 #include "runtime/families/flash/FlashSource.h"
 #include "tests/runtime/families/third/row_stats.cuh"
 #include "tests/support/CudaTesting.h"
+#include "tests/support/TestPaths.h"
 #include "tests/support/TestTensors.h"
 
 using namespace attnc;
