@@ -16,13 +16,13 @@
 #include <fmt/format.h>
 #include <catch2/catch.hpp>
 
-#include "tests/support/TestPaths.h"
 #include "compiler/CudaCodegen.h"
 #include "compiler/IR.h"
 #include "compiler/Interpreter.h"
 #include "compiler/Module.h"
 #include "runtime/kernels/mod_abi.cuh"
 #include "tests/support/HostBuild.h"
+#include "tests/support/TestPaths.h"
 
 using namespace attnc;
 using namespace attnc::ir;
@@ -112,7 +112,7 @@ bool within(const Bound& bound, float x, float want, float got) {
 
 TEST_CASE("Generated fast transcendental functions stay within their stated bounds of the interpreter",
           "[cudagen][fastmath]") {
-  if (!test::has_host_compiler()) {
+  if (!attnc::test::has_host_compiler()) {
     WARN("no host C++ compiler (g++ or $CXX): the fast math functions were not checked");
     return;
   }
@@ -136,8 +136,8 @@ TEST_CASE("Generated fast transcendental functions stay within their stated boun
         "  return f_{0}::attnc_gen::eval(score, p, tile, params, nullptr);\n}}\n",
         f.name);
   }
-  test::HostBuild build;
-  if (!build.build(files, wrapper, "-O2 " + test::source_root_include(attnc::test::source_dir()))) FAIL(build.error());
+  attnc::test::HostBuild build;
+  if (!build.build(files, wrapper, "-O2 " + attnc::test::source_root_include(attnc::test::source_dir()))) FAIL(build.error());
 
   const std::vector<float> xs = test_inputs();
   for (const FastFunction& f : kFunctions) {

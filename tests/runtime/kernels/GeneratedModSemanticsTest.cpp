@@ -157,7 +157,7 @@ void check_random_expressions(uint32_t seed, int count, bool check_bounds, const
     const bool fast_math = uses_fast_math(c.expr);
     const bool library_math = uses_library_math(c.expr);
     for (int trial = 0; trial < 16; ++trial) {
-      test::RandomEnvironment random_env = random_environment(rng, c.options);
+      ir::test::RandomEnvironment random_env = random_environment(rng, c.options);
       Environment& env = random_env.env;
       std::vector<unsigned char> params = cuda::pack_mod_params(c.layout, env.params, {});
       attnc_abi::ModPoint point = point_of(env);
@@ -185,9 +185,9 @@ void check_random_expressions(uint32_t seed, int count, bool check_bounds, const
         ++approximate;
       } else if (library_math && !strict_library) {
         ++loose;
-        if (!test::same_result(want, got)) ++loose_mismatches;
+        if (!ir::test::same_result(want, got)) ++loose_mismatches;
       } else {
-        CHECK(test::same_result(want, got));
+        CHECK(ir::test::same_result(want, got));
       }
       if (check_bounds) {
         CHECK((report.failed != 0) == out_of_range.has_value());
@@ -352,7 +352,7 @@ mask_mod window_or_sink(window: int, sinks: int) = (kv_idx <= q_idx && q_idx - k
         CAPTURE(want_score.f, got_score);
         CHECK(std::fabs(got_score - want_score.f) <= std::exp2(-10.9) * std::fabs(want_score.f));
       } else {
-        CHECK(test::same_result(want_score, Value::of_float(got_score)));
+        CHECK(ir::test::same_result(want_score, Value::of_float(got_score)));
       }
       CHECK(mask_body.evaluate(mask_env).as_bool() == (got_keep != 0));
       CHECK(static_cast<int>(classifier.classify(mask_env, tile.q_first, tile.q_last, tile.kv_first, tile.kv_last)) ==
