@@ -9,7 +9,9 @@
 // wrapping ints, x / 0 == 0, x % 0 == 0, INT_MIN / -1 == INT_MIN, saturating float -> int with
 // NaN -> 0, NaN-ignoring float min/max with -0 below +0, round half to even, and clamped tensor
 // loads. Float +, -, *, / and sqrt use the _rn intrinsics on the device so that no FMA contraction
-// or fast-math flag can change a result the interpreter computes exactly.
+// or fast-math flag can change a result the interpreter computes exactly. The one exception is the
+// transcendental functions (exp, exp2, log, log2, tanh, sigmoid, rsqrt): fast_math.cuh builds them
+// from PTX approximate instructions, within error bounds it states and tests check.
 //
 // What generated code (an "attnc_mods.cuh") defines, in namespace attnc_gen:
 //   struct ModParams { ... };   one field per parameter of the score mod, then of the mask mod,
@@ -167,11 +169,6 @@ ATTNC_DEVICE float div_f32(float a, float b) { return __fdiv_rn(a, b); }
 ATTNC_DEVICE float sqrt_f32(float a) { return __fsqrt_rn(a); }
 ATTNC_DEVICE float fmod_f32(float a, float b) { return fmodf(a, b); }
 ATTNC_DEVICE float abs_f32(float a) { return fabsf(a); }
-ATTNC_DEVICE float exp_f32(float a) { return expf(a); }
-ATTNC_DEVICE float exp2_f32(float a) { return exp2f(a); }
-ATTNC_DEVICE float log_f32(float a) { return logf(a); }
-ATTNC_DEVICE float log2_f32(float a) { return log2f(a); }
-ATTNC_DEVICE float tanh_f32(float a) { return tanhf(a); }
 ATTNC_DEVICE float sin_f32(float a) { return sinf(a); }
 ATTNC_DEVICE float cos_f32(float a) { return cosf(a); }
 ATTNC_DEVICE float pow_f32(float a, float b) { return powf(a, b); }
@@ -188,11 +185,6 @@ ATTNC_DEVICE float div_f32(float a, float b) { return a / b; }
 ATTNC_DEVICE float sqrt_f32(float a) { return std::sqrt(a); }
 ATTNC_DEVICE float fmod_f32(float a, float b) { return std::fmod(a, b); }
 ATTNC_DEVICE float abs_f32(float a) { return std::fabs(a); }
-ATTNC_DEVICE float exp_f32(float a) { return std::exp(a); }
-ATTNC_DEVICE float exp2_f32(float a) { return std::exp2(a); }
-ATTNC_DEVICE float log_f32(float a) { return std::log(a); }
-ATTNC_DEVICE float log2_f32(float a) { return std::log2(a); }
-ATTNC_DEVICE float tanh_f32(float a) { return std::tanh(a); }
 ATTNC_DEVICE float sin_f32(float a) { return std::sin(a); }
 ATTNC_DEVICE float cos_f32(float a) { return std::cos(a); }
 ATTNC_DEVICE float pow_f32(float a, float b) { return std::pow(a, b); }
@@ -201,8 +193,19 @@ ATTNC_DEVICE float ceil_f32(float a) { return std::ceil(a); }
 ATTNC_DEVICE float round_f32(float a) { return std::nearbyint(a); }  // half to even (default mode)
 #endif
 
-ATTNC_DEVICE float rsqrt_f32(float a) { return div_f32(1.0f, sqrt_f32(a)); }  // two rounded steps, as the interpreter
-ATTNC_DEVICE float sigmoid_f32(float a) { return div_f32(1.0f, add_f32(1.0f, exp_f32(-a))); }
+// The transcendental functions: fast, within the error bounds fast_math.cuh states (not bit for bit
+// with the interpreter, which calls the C library). sin, cos and pow keep the library's versions.
+}  // namespace attnc_abi
+#include "fast_math.cuh"
+namespace attnc_abi {
+
+ATTNC_DEVICE float exp_f32(float a) { return fast_exp(a); }
+ATTNC_DEVICE float exp2_f32(float a) { return fast_exp2(a); }
+ATTNC_DEVICE float log_f32(float a) { return fast_log(a); }
+ATTNC_DEVICE float log2_f32(float a) { return fast_log2(a); }
+ATTNC_DEVICE float tanh_f32(float a) { return fast_tanh(a); }
+ATTNC_DEVICE float rsqrt_f32(float a) { return fast_rsqrt(a); }
+ATTNC_DEVICE float sigmoid_f32(float a) { return fast_sigmoid(a); }
 
 // min/max ignore a NaN operand and order -0 below +0 (compiler/Semantics.cpp).
 ATTNC_DEVICE float min_f32(float a, float b) {

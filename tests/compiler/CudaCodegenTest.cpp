@@ -20,6 +20,7 @@
 #include "compiler/Pipeline.h"
 #include "compiler/Signature.h"
 #include "dsl/Errors.h"
+#include "tests/support/TestPaths.h"
 
 using namespace attnc;
 using namespace attnc::ir;
@@ -61,7 +62,7 @@ std::string read_file(const std::filesystem::path& path) {
 
 // Compares `text` with tests/golden/NAME, or rewrites the file when ATTNC_UPDATE_GOLDEN=1.
 void check_golden(const std::string& name, const std::string& text) {
-  const std::filesystem::path path = std::filesystem::path(ATTNC_SOURCE_DIR) / "tests" / "golden" / name;
+  const std::filesystem::path path = std::filesystem::path(attnc::test::source_dir()) / "tests" / "golden" / name;
   const char* update = std::getenv("ATTNC_UPDATE_GOLDEN");
   if (update != nullptr && std::string(update) == "1") {
     std::filesystem::create_directories(path.parent_path());

@@ -1,7 +1,7 @@
 #pragma once
 // Running the attnc binary as a user would, for the CLI tests: a process started from the source
 // directory with stdout and stderr captured to files, plus a self-removing scratch directory.
-// ATTNC_SOURCE_DIR and ATTNC_BINARY come from tests/CMakeLists.txt.
+// ATTNC_SOURCE_DIR and ATTNC_BINARY come from the environment or tests/CMakeLists.txt (TestPaths.h).
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +13,8 @@
 #include <iterator>
 #include <string>
 #include <system_error>
+
+#include "tests/support/TestPaths.h"
 
 namespace attnc_test {
 
@@ -55,13 +57,13 @@ class TempDirectory {
 // ..." or empty), writing scratch/NAME.out and scratch/NAME.err.
 inline std::string attnc_command(const std::string& args, const fs::path& scratch, const std::string& name = "run",
                                  const std::string& env = "") {
-  return env + " " + quoted(ATTNC_BINARY) + " " + args + " >" + quoted(scratch / (name + ".out")) + " 2>" +
+  return env + " " + quoted(fs::path(attnc::test::attnc_binary())) + " " + args + " >" + quoted(scratch / (name + ".out")) + " 2>" +
          quoted(scratch / (name + ".err"));
 }
 
 // Runs attnc from the source directory (so examples/... paths work) and collects what it printed.
 inline AttncResult run_attnc(const std::string& args, const fs::path& scratch, const std::string& env = "") {
-  int raw = std::system(("cd " + quoted(ATTNC_SOURCE_DIR) + " && " + attnc_command(args, scratch, "run", env)).c_str());
+  int raw = std::system(("cd " + quoted(fs::path(attnc::test::source_dir())) + " && " + attnc_command(args, scratch, "run", env)).c_str());
   AttncResult r;
   r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
   r.out = slurp(scratch / "run.out");

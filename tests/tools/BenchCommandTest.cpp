@@ -19,6 +19,7 @@
 #include "runtime/core/Mods.h"
 #include "runtime/core/Npy.h"
 #include "runtime/reference/ReferenceAttention.h"
+#include "tests/support/TestPaths.h"
 
 namespace fs = std::filesystem;
 
@@ -42,7 +43,7 @@ fs::path bench_dir() {
 
 BenchResult run_bench(const std::string& args) {
   fs::path dir = bench_dir();
-  std::string command = std::string("'") + ATTNC_BINARY + "' bench " + args + " >'" + (dir / "out.txt").string() +
+  std::string command = std::string("'") + attnc::test::attnc_binary() + "' bench " + args + " >'" + (dir / "out.txt").string() +
                         "' 2>'" + (dir / "err.txt").string() + "'";
   int raw = std::system(command.c_str());
   BenchResult r;
@@ -199,7 +200,7 @@ TEST_CASE("attnc bench checks where its results go before the first case runs", 
 TEST_CASE("attnc bench prints the BLAS kernel of its ceiling and the FMA peaks of the cores", "[cli][bench]") {
   fs::path json_path = bench_dir() / "references.json";
   // The environment pins an old OpenBLAS kernel; the ceiling's child process must not inherit it.
-  std::string command = "OPENBLAS_CORETYPE=Prescott '" + std::string(ATTNC_BINARY) +
+  std::string command = "OPENBLAS_CORETYPE=Prescott '" + attnc::test::attnc_binary() +
                         "' bench --seq 128 --head-dim 16 --heads 2 --dtype fp32,bf16 --mod none --repeat 1 --json '" +
                         json_path.string() + "' >'" + (bench_dir() / "refs.out").string() + "' 2>&1";
   REQUIRE(std::system(command.c_str()) == 0);

@@ -67,7 +67,7 @@ TEST_CASE("attnc --help lists the commands and exit codes; no arguments is a usa
 
 TEST_CASE("every example mod file passes attnc check", "[cli][examples]") {
   int files = 0;
-  for (const auto& entry : fs::directory_iterator(fs::path(ATTNC_SOURCE_DIR) / "examples")) {
+  for (const auto& entry : fs::directory_iterator(fs::path(attnc::test::source_dir()) / "examples")) {
     if (entry.path().extension() != ".attn") continue;
     ++files;
     std::string relative = "examples/" + entry.path().filename().string();
@@ -142,10 +142,10 @@ TEST_CASE("attnc run writes the reference attention of the example inputs", "[cl
   CHECK(run_attnc(command + " --kernel fast -o '" + flash_out.string() + "'").status == 2);
 
   // The same computation in-process must give the same bytes.
-  attnc::ir::Module module = attnc::ir::load_module_file(std::string(ATTNC_SOURCE_DIR) + "/examples/mistral.attn");
+  attnc::ir::Module module = attnc::ir::load_module_file(attnc::test::source_dir() + "/examples/mistral.attn");
   attnc::Mod mask = attnc::Mod::from_module(module, "sliding_window");
   mask.bind("window", 16);
-  std::string inputs = std::string(ATTNC_SOURCE_DIR) + "/examples/inputs/";
+  std::string inputs = attnc::test::source_dir() + "/examples/inputs/";
   attnc::Tensor q = attnc::read_npy(inputs + "q.npy"), k = attnc::read_npy(inputs + "k.npy"),
                 v = attnc::read_npy(inputs + "v.npy");
   attnc::AttentionOptions options;

@@ -105,7 +105,7 @@ TEST_CASE("attnc compile --emit cubin reads and fills the kernel cache, under th
   // The runtime's key: a warmup of the same kernel finds it cached.
   fs::path manifest = scratch.path() / "m.json";
   std::ofstream(manifest) << R"({"version": 1, "kernels": [{"file": ")"
-                          << std::string(ATTNC_SOURCE_DIR) + "/examples/mistral.attn"
+                          << attnc::test::source_dir() + "/examples/mistral.attn"
                           << R"(", "mask_mod": "sliding_window", "dtypes": ["bf16"], "head_dims": [64],
                                  "archs": ["sm_80"]}]})";
   Result warm = run_attnc("warmup " + quoted(manifest) + " --cache-dir " + quoted(cache), scratch.path());

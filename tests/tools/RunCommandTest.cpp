@@ -222,7 +222,7 @@ TEST_CASE("attnc run refuses an input too large for memory, naming the file and 
   REQUIRE(::truncate(huge.c_str(), static_cast<off_t>(header.size() + (uint64_t{1} << 30))) == 0);
   std::string run =
       kMistral + " --q " + quoted(huge) + " --k examples/inputs/k.npy --v examples/inputs/v.npy -o " + quoted(out);
-  int raw = std::system(("cd " + quoted(ATTNC_SOURCE_DIR) + " && (ulimit -v 786432; " +
+  int raw = std::system(("cd " + quoted(fs::path(attnc::test::source_dir())) + " && (ulimit -v 786432; " +
                          attnc_test::attnc_command(run, scratch.path(), "limited") + ")")
                             .c_str());
   std::string err = slurp(scratch.path() / "limited.err");

@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
-"""The PyTorch side of tools/gpu/check.sh's timing table.
+"""The PyTorch side of tools/gpu/check.sh's timing tables.
 
-Times, on the same GPU and shapes as attnc_gpu_bench (B=4, H=16, S in {2048, 8192}, D in {64, 128},
-bf16), PyTorch's SDPA with the flash and cuDNN backends (torch.nn.attention.sdpa_kernel; only where
-SDPA can express the mod: none and causal) and torch.compile'd flex_attention with the same mods
-(no mod, causal, ALiBi, causal sliding window 1024, document mask with 4 equal documents, softcap 20).
-Prints CSV rows `IMPL,MOD,S,D,MS,TFLOPS`, flushed one by one so a time-out keeps what finished.
-TFLOP/s counts only unmasked work, as attnc_gpu_bench does. Times: CUDA events, median of --reps
-runs after --warmup runs.
+Times, on the same GPU and shapes as attnc_gpu_bench, PyTorch's SDPA with the flash and cuDNN
+backends (torch.nn.attention.sdpa_kernel; only where SDPA can express the case) and torch.compile'd
+flex_attention (with dynamo's recompile limit raised, so no case silently runs the eager path):
+  forward  B=4, H=16, S in {2048, 8192}, D in {64, 128}, bf16: no mod, causal, ALiBi, causal
+           sliding window 1024, document mask with 4 equal documents, softcap 20 (TFLOP/s of
+           unmasked work only, as attnc_gpu_bench counts it);
+  decode   q (8, 32, 1, 128), k/v (8, 8, 32768, 128) bf16 with GQA: contiguous (SDPA and flex) and a
+           causal sliding window of 4096 at the last position (flex with a block mask); GB/s of
+           the K+V bytes the case must read. PyTorch has no paged SDPA: attnc's paged row stands alone.
+Prints CSV rows `impl,kind,case,S,D,ms,rate,unit`, flushed one by one so a time-out keeps what
+finished. Times: CUDA events, median of --reps runs after --warmup runs.
 
-Usage: torch_peers.py [--quick] [--reps N] [--warmup N]
+Usage: torch_peers.py [--quick] [--reps N] [--warmup N] [--no-flex] [--only forward|decode]
 """
 import argparse
 import statistics
@@ -52,11 +56,46 @@ def time_ms(fn, reps, warmup):
     return statistics.median(times)
 
 
+def emit_row(impl, kind, case, s, d, ms, rate, unit):
+    print(f"{impl},{kind},{case},{s},{d},{ms:.4f},{rate:.1f},{unit}", flush=True)
+    print(f"  {impl:12s} {kind:8s} {case:20s} S={s:<6d} D={d:<4d} {ms:9.3f} ms {rate:8.1f} {unit}", file=sys.stderr,
+          flush=True)
+
+
 def emit(impl, mod, s, d, ms):
     flops = 4.0 * B * H * d * kept_pairs(mod, s)
     tflops = flops / (ms * 1e-3) / 1e12 if ms == ms else float("nan")
-    print(f"{impl},{mod},{s},{d},{ms:.4f},{tflops:.1f}", flush=True)
-    print(f"  {impl:10s} {mod:20s} S={s:<5d} D={d:<3d} {ms:8.3f} ms {tflops:7.1f} TFLOP/s", file=sys.stderr, flush=True)
+    emit_row(impl, "forward", mod, s, d, ms, tflops, "TFLOP/s")
+
+
+def bench_decode(args, sdpa, sdpa_kernel, SDPBackend, flex, create_block_mask):
+    b, h, hkv, kv, d, window = 8, 32, 8, 32768, 128, 4096
+    reps, warmup = max(args.reps, 50), max(args.warmup, 5)
+    q = torch.rand(b, h, 1, d, device="cuda", dtype=torch.bfloat16) * 2 - 1
+    k, v = (torch.rand(b, hkv, kv, d, device="cuda", dtype=torch.bfloat16) * 2 - 1 for _ in range(2))
+    full_bytes = 2.0 * b * hkv * kv * d * 2
+    window_bytes = 2.0 * b * hkv * window * d * 2
+
+    def report(impl, case, fn, nbytes):
+        try:
+            ms = time_ms(fn, reps, warmup)
+        except Exception as e:  # a backend this GPU or build lacks
+            print(f"  {impl} decode {case}: {type(e).__name__}: {e}"[:300], file=sys.stderr)
+            ms = float("nan")
+        emit_row(impl, "decode", case, kv, d, ms, nbytes / (ms * 1e-3) / 1e9 if ms == ms else float("nan"), "GB/s")
+
+    for impl, backend in (("sdpa_flash", SDPBackend.FLASH_ATTENTION), ("sdpa_cudnn", SDPBackend.CUDNN_ATTENTION)):
+        def run(backend=backend):
+            with sdpa_kernel(backend):
+                sdpa(q, k, v, enable_gqa=True)
+        report(impl, "contiguous", run, full_bytes)
+    if flex is None:
+        return
+    report("flex", "contiguous", lambda: flex(q, k, v, enable_gqa=True), full_bytes)
+    last = kv - 1  # the query sits at the last position
+    block_mask = create_block_mask(lambda bb, hh, qi, ki: (ki <= qi + last) & (qi + last - ki < window), None, None, 1,
+                                   kv)
+    report("flex", "window_4096", lambda: flex(q, k, v, block_mask=block_mask, enable_gqa=True), window_bytes)
 
 
 def main():
@@ -65,6 +104,7 @@ def main():
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--no-flex", action="store_true")
+    parser.add_argument("--only", choices=["forward", "decode"], default=None)
     args = parser.parse_args()
 
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -84,7 +124,11 @@ def main():
         flex = torch.compile(flex_attention, dynamic=False)
 
     print(f"torch_peers: torch {torch.__version__} on {torch.cuda.get_device_name(0)}", file=sys.stderr)
-    print("impl,mod,S,D,ms,tflops", flush=True)
+    print("impl,kind,case,S,D,ms,rate,unit", flush=True)
+    if args.only in (None, "decode"):
+        bench_decode(args, sdpa, sdpa_kernel, SDPBackend, flex, create_block_mask)
+    if args.only == "decode":
+        return
     slopes = alibi_slopes(H).cuda()
     lengths = [2048] if args.quick else [2048, 8192]
     for s in lengths:

@@ -27,6 +27,7 @@
 #include "runtime/families/flash/TileConfig.h"
 #include "runtime/families/flash/flash_attention.cuh"
 #include "runtime/reference/ReferenceAttention.h"
+#include "tests/support/TestPaths.h"
 #include "tests/support/TestTensors.h"
 
 using namespace attnc;
@@ -712,7 +713,7 @@ TEST_CASE("the template compiles with nvcc for sm_80 and sm_90 without register 
     WARN("nvcc not found (set ATTNC_NVCC): the device-path compile check did not run");
     return;
   }
-  const std::string source_dir = ATTNC_SOURCE_DIR;
+  const std::string source_dir = attnc::test::source_dir();
   for (const char* arch : {"sm_80", "sm_90"}) {
     CAPTURE(arch);
     std::string output;
