@@ -144,8 +144,8 @@ void set_ratios(CaseResult& r, const Ceiling& ceiling, const std::optional<FmaPe
   if (!r.error.empty()) return;
   if (ceiling.measured && ceiling.gflops > 0) r.ceiling_ratio = r.gflops / ceiling.gflops;
   if (!peaks) return;
-  // The kernel computes in fp32 whatever the inputs, so every case is set against the fp32 peak;
-  // bf16 inputs also against what a bf16 dot-product kernel could reach.
+  // Every case against the fp32 peak; bf16 cases, whose products run on vdpbf16ps where the CPU
+  // has it (FlashCpuOperands), also against the bf16 dot-product peak, the one that bounds them.
   if (std::optional<double> fp32 = peaks->peak("fp32")) r.fp32_peak_ratio = r.gflops / *fp32;
   if (r.dtype == DType::BF16) {
     if (std::optional<double> bf16 = peaks->peak("bf16")) r.bf16_peak_ratio = r.gflops / *bf16;

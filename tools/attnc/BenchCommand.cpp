@@ -54,8 +54,9 @@ against a closed form. The references:
   fp32pk%   over the fp32 FMA peak of the cores: register-only vfmadd231ps
             loops (AVX-512 and AVX2, the better) on every bench thread
   bf16pk%   bf16 cases: over the bf16 dot-product peak (vdpbf16ps, AVX512-BF16)
-bf16 and fp16 cases use the fp32 ceiling and peak, since the kernel computes in
-fp32. Without OpenBLAS at build time no ceiling is printed; a loop the CPU
+bf16 cases run their products on vdpbf16ps where the CPU has it (fp32 otherwise),
+so read them against bf16pk%; fp32pk% and ceil% (fp32 references) are printed
+for every case, which puts bf16 cases above 100%. Without OpenBLAS at build time no ceiling is printed; a loop the CPU
 lacks is reported as unavailable. "x none" is the time over the same shape's
 case without a mod, when that case ran. Every output is checked to be finite.
 
