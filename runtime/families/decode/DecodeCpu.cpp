@@ -12,6 +12,8 @@
 
 #include "runtime/core/AttentionChecks.h"
 #include "runtime/core/RuntimeError.h"
+#include "runtime/cpu/AlignedBuffer.h"
+#include "runtime/cpu/CpuBlocks.h"
 #include "runtime/cpu/CpuThreadPool.h"
 #include "runtime/families/decode/DecodeConfig.h"
 #include "runtime/families/decode/DecodeCpuKernels.h"
@@ -24,45 +26,7 @@ constexpr const char* kFunction = "decode_attention";
 constexpr int32_t BLOCK_N = kDecodeBlockN;
 constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
 
-// fp32 scratch aligned to a cache line.
-class FloatBuffer {
- public:
-  FloatBuffer() = default;
-  explicit FloatBuffer(size_t count) {
-    const size_t bytes = std::max<size_t>(64, (count * sizeof(float) + 63) / 64 * 64);
-    data_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-    if (!data_) {
-      throw RuntimeError("decode_attention: out of memory for " + std::to_string(bytes) + " bytes of scratch");
-    }
-  }
-  float* get() const { return data_.get(); }
-
- private:
-  struct Free {
-    void operator()(float* p) const { std::free(p); }
-  };
-  std::unique_ptr<float, Free> data_;
-};
-
-void store_values(const Tensor& t, int64_t offset, int64_t stride, int64_t n, const float* src, float multiplier) {
-  switch (t.dtype()) {
-    case DType::F32: {
-      float* dst = static_cast<float*>(t.data()) + offset;
-      for (int64_t i = 0; i < n; ++i) dst[i * stride] = src[i] * multiplier;
-      return;
-    }
-    case DType::F16: {
-      uint16_t* dst = static_cast<uint16_t*>(t.data()) + offset;
-      for (int64_t i = 0; i < n; ++i) dst[i * stride] = float_to_half(src[i] * multiplier);
-      return;
-    }
-    default: {
-      uint16_t* dst = static_cast<uint16_t*>(t.data()) + offset;
-      for (int64_t i = 0; i < n; ++i) dst[i * stride] = float_to_bfloat16(src[i] * multiplier);
-      return;
-    }
-  }
-}
+using FloatBuffer = cpu::AlignedBuffer<float>;
 
 // A mod as the kernel runs it: the compiled program and the call's packed arguments.
 struct PreparedMod {
@@ -352,10 +316,10 @@ class DecodeRun {
       const float lse = empty ? kMinusInf : row_max[r] * lse_factor + std::log(row_sum[r]);
       if (splits_ == 1) {
         const auto& os = out_.strides();
-        store_values(out_, b * os[0] + h * os[1] + i * os[2], os[3], Dv, o + r * Dv, inverse);
+        cpu::store_row(out_, b * os[0] + h * os[1] + i * os[2], os[3], Dv, o + r * Dv, inverse);
         if (lse_) {
           const auto& ls = lse_->strides();
-          store_values(*lse_, b * ls[0] + h * ls[1] + i * ls[2], 1, 1, &lse, 1.0f);
+          cpu::store_row(*lse_, b * ls[0] + h * ls[1] + i * ls[2], 1, 1, &lse, 1.0f);
         }
       } else {
         const int64_t partial = ((b * shape_.heads + h) * Q + i) * splits_ + split;
@@ -398,10 +362,10 @@ class DecodeRun {
       const int64_t i = index % shape_.q_len, h = index / shape_.q_len % shape_.heads,
                     b = index / shape_.q_len / shape_.heads;
       const auto& os = out_.strides();
-      store_values(out_, b * os[0] + h * os[1] + i * os[2], os[3], Dv, o.data(), 1.0f);
+      cpu::store_row(out_, b * os[0] + h * os[1] + i * os[2], os[3], Dv, o.data(), 1.0f);
       if (lse_) {
         const auto& ls = lse_->strides();
-        store_values(*lse_, b * ls[0] + h * ls[1] + i * ls[2], 1, 1, &lse, 1.0f);
+        cpu::store_row(*lse_, b * ls[0] + h * ls[1] + i * ls[2], 1, 1, &lse, 1.0f);
       }
     });
   }
