@@ -35,6 +35,18 @@ std::optional<ir::Signature> ModSpec::signature() const {
   return ir::compute_signature(*def, storage);
 }
 
+std::string ModSpec::signature_text() const {
+  const std::optional<ir::Signature> sig = signature();
+  return sig ? sig->hex() : "none";
+}
+
+void ModSpec::check_kind(dsl::ModKind kind, const char* kernel) const {
+  if (def && def->kind != kind) {
+    throw RuntimeError(fmt::format("{}: mod '{}' is not a {}", kernel, def->name,
+                                   kind == dsl::ModKind::Score ? "score mod" : "mask mod"));
+  }
+}
+
 bool ModSpec::declares(const std::string& name) const { return def && def->find_param(name).has_value(); }
 
 }  // namespace attnc

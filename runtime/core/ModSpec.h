@@ -35,6 +35,11 @@ struct ModSpec {
   const ir::ModDef* get() const { return def.get(); }
   // compute_signature(*def, storage); none without a mod.
   std::optional<ir::Signature> signature() const;
+  // The signature as a kernel key field: its hex, or "none" without a mod.
+  std::string signature_text() const;
+  // Throws RuntimeError "<kernel>: mod 'NAME' is not a score mod" (or mask mod) when the mod is
+  // not of `kind`; nothing without a mod. Every family's planner checks its two mods so.
+  void check_kind(dsl::ModKind kind, const char* kernel) const;
   // Whether the mod declares a parameter `name`.
   bool declares(const std::string& name) const;
 };

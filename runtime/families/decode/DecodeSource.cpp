@@ -22,22 +22,11 @@ const std::string& family_template_hash() {
   return hash;
 }
 
-void check_mod_kind(const ModSpec& mod, dsl::ModKind kind, const char* role) {
-  if (mod && mod.def->kind != kind) {
-    throw RuntimeError(fmt::format("decode kernel: mod '{}' is not a {}", mod.def->name, role));
-  }
-}
-
-std::string signature_text(const ModSpec& mod) {
-  std::optional<ir::Signature> signature = mod.signature();
-  return signature ? signature->hex() : "none";
-}
-
 }  // namespace
 
 DecodePlan plan_decode_kernel(DecodeSpec spec) {
-  check_mod_kind(spec.score, dsl::ModKind::Score, "score mod");
-  check_mod_kind(spec.mask, dsl::ModKind::Mask, "mask mod");
+  spec.score.check_kind(dsl::ModKind::Score, "decode kernel");
+  spec.mask.check_kind(dsl::ModKind::Mask, "decode kernel");
   if (spec.dtype != DType::BF16 && spec.dtype != DType::F16) {
     throw RuntimeError(
         fmt::format("the CUDA decode kernel takes bf16 or fp16 inputs, not {}", dtype_name(spec.dtype)));
@@ -47,8 +36,8 @@ DecodePlan plan_decode_kernel(DecodeSpec spec) {
   plan.tile = choose_decode_tile(spec.rows, spec.head_dim, spec.head_dim_v, cuda::sm_number(spec.arch), spec.stages);
   KernelKey& key = plan.key;
   key.family = kFamily;
-  key.add("score_mod", signature_text(spec.score));
-  key.add("mask_mod", signature_text(spec.mask));
+  key.add("score_mod", spec.score.signature_text());
+  key.add("mask_mod", spec.mask.signature_text());
   key.add("dtype", std::string(dtype_name(spec.dtype)));
   key.add("head_dim", std::to_string(spec.head_dim));
   key.add("head_dim_v", std::to_string(spec.head_dim_v));

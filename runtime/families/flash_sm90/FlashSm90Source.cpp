@@ -26,17 +26,6 @@ const std::string& family_template_hash() {
   return hash;
 }
 
-void check_mod_kind(const ModSpec& mod, dsl::ModKind kind, const char* role) {
-  if (mod && mod.def->kind != kind) {
-    throw RuntimeError(fmt::format("Hopper flash kernel: mod '{}' is not a {}", mod.def->name, role));
-  }
-}
-
-std::string signature_text(const ModSpec& mod) {
-  std::optional<ir::Signature> signature = mod.signature();
-  return signature ? signature->hex() : "none";
-}
-
 bool supported_head_dim(int d) { return d >= 64 && d <= 256 && d % 64 == 0; }
 
 }  // namespace
@@ -78,8 +67,8 @@ Sm90Tiles choose_sm90_tiles(int head_dim, int head_dim_v) {
 std::string to_string(const Sm90Tiles& tiles) { return fmt::format("n{}_s{}", tiles.block_n, tiles.stages); }
 
 FlashSm90Plan plan_flash_sm90_kernel(FlashSm90Spec spec) {
-  check_mod_kind(spec.score, dsl::ModKind::Score, "score mod");
-  check_mod_kind(spec.mask, dsl::ModKind::Mask, "mask mod");
+  spec.score.check_kind(dsl::ModKind::Score, "Hopper flash kernel");
+  spec.mask.check_kind(dsl::ModKind::Mask, "Hopper flash kernel");
   if (spec.dtype != DType::BF16 && spec.dtype != DType::F16) {
     throw RuntimeError(
         fmt::format("the Hopper flash kernel takes bf16 or fp16 inputs, not {}", dtype_name(spec.dtype)));
@@ -88,8 +77,8 @@ FlashSm90Plan plan_flash_sm90_kernel(FlashSm90Spec spec) {
   plan.tiles = choose_sm90_tiles(spec.head_dim, spec.head_dim_v);
   KernelKey& key = plan.key;
   key.family = kFamily;
-  key.add("score_mod", signature_text(spec.score));
-  key.add("mask_mod", signature_text(spec.mask));
+  key.add("score_mod", spec.score.signature_text());
+  key.add("mask_mod", spec.mask.signature_text());
   key.add("dtype", std::string(dtype_name(spec.dtype)));
   key.add("head_dim", std::to_string(spec.head_dim));
   key.add("head_dim_v", std::to_string(spec.head_dim_v));

@@ -28,11 +28,6 @@ const std::vector<cuda::SourceHeader>& family_headers() {
   return headers;
 }
 
-std::string signature_text(const ModSpec& mod) {
-  std::optional<ir::Signature> signature = mod.signature();
-  return signature ? signature->hex() : "none";
-}
-
 // A host vector in device memory, as a tensor that frees it.
 template <typename T>
 Tensor device_copy(const std::vector<T>& values, DType dtype, int64_t words_per_value) {
@@ -53,8 +48,8 @@ ProbePlan plan_probe_kernel(ProbeSpec spec) {
   cuda::check_cuda_arch(spec.arch);
   ProbePlan plan;
   plan.key.family = kFamily;
-  plan.key.add("score_mod", signature_text(spec.score));
-  plan.key.add("mask_mod", signature_text(spec.mask));
+  plan.key.add("score_mod", spec.score.signature_text());
+  plan.key.add("mask_mod", spec.mask.signature_text());
   plan.key.add("check_bounds", spec.check_bounds ? "1" : "0");
   cuda::add_cuda_key_fields(plan.key, probe_nvrtc_options(spec), cuda::template_hash(family_headers()));
   plan.spec = std::move(spec);
