@@ -25,6 +25,19 @@ void gemm_scalar(int32_t m, int32_t n, int32_t k, const float* a, int64_t lda, c
   }
 }
 
+void gemm_at_scalar(int32_t m, int32_t n, int32_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                    int64_t ldc, bool accumulate) {
+  for (int32_t i = 0; i < m; ++i) {
+    float* c_row = c + i * ldc;
+    if (!accumulate) std::fill(c_row, c_row + n, 0.0f);
+    for (int32_t kk = 0; kk < k; ++kk) {
+      const float a_ik = a[kk * lda + i];
+      const float* b_row = b + kk * ldb;
+      for (int32_t j = 0; j < n; ++j) c_row[j] += a_ik * b_row[j];
+    }
+  }
+}
+
 void softmax_tile_scalar(float* s, int64_t lds, int32_t rows, int32_t cols, float c, float* row_max, float* row_sum,
                          float* row_alpha) {
   constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
@@ -62,8 +75,18 @@ void scale_rows_scalar(float* o, int64_t ldo, int32_t rows, int32_t cols, const 
   }
 }
 
-const CpuMicroKernels kScalar{CpuIsa::Scalar, "scalar", gemm_scalar, softmax_tile_scalar, scale_rows_scalar, nullptr,
-                             nullptr};
+void softmax_backward_tile_scalar(const float* p, const float* dp, int64_t ld, int32_t rows, int32_t cols,
+                                  const float* delta, float* ds) {
+  for (int32_t r = 0; r < rows; ++r) {
+    for (int32_t j = 0; j < cols; ++j) {
+      const float prob = p[r * ld + j];
+      ds[r * ld + j] = prob == 0.0f ? 0.0f : prob * (dp[r * ld + j] - delta[r]);
+    }
+  }
+}
+
+const CpuMicroKernels kScalar{CpuIsa::Scalar, "scalar", gemm_scalar, softmax_tile_scalar, scale_rows_scalar,
+                              nullptr,        nullptr,  gemm_at_scalar, softmax_backward_tile_scalar};
 
 constexpr CpuIsa kAllIsas[] = {CpuIsa::Avx512Bf16, CpuIsa::Avx512, CpuIsa::Avx2, CpuIsa::Scalar};
 

@@ -53,6 +53,17 @@ struct CpuMicroKernels {
   // (row strides lds, ldd in elements). Null where gemm_bf16 is null.
   void (*round_to_bf16)(const float* src, int64_t lds, int32_t rows, int32_t cols, uint16_t* dst, int64_t ldd,
                         int32_t padded);
+
+  // c[m x n] = a^T b (or c += a^T b) for a stored k x m (row stride lda): gemm() on the transpose of
+  // a without forming it (the backward pass's dV += P^T dO and dK += dS^T Q). Every set has it.
+  void (*gemm_at)(int32_t m, int32_t n, int32_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                  int64_t ldc, bool accumulate);
+
+  // The softmax's backward step on a tile (row stride ld for p, dp and ds):
+  //   ds[r][j] = p[r][j] == 0 ? 0 : p[r][j] * (dp[r][j] - delta[r])
+  // exactly 0 where the probability is 0 (masked), whatever dp holds there.
+  void (*softmax_backward_tile)(const float* p, const float* dp, int64_t ld, int32_t rows, int32_t cols,
+                                const float* delta, float* ds);
 };
 
 const char* cpu_isa_name(CpuIsa isa);

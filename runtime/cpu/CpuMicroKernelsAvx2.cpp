@@ -26,9 +26,11 @@ ATTNC_AVX2 inline __m256i tail_mask(int32_t remaining) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(std::min(remaining, 8)), lanes);
 }
 
-// C[R x 8 V] (=|+=) A[R x k] * B[k x 8 V]; the last vector covers the lanes of `last`.
+// C[R x 8 V] (=|+=) A[R x k] * B[k x 8 V], A's element (r, kk) at a[r rs + kk cs] (A itself or the
+// transpose of a stored matrix, as in the AVX-512 kernels); the last vector covers the lanes of `last`.
 template <int R, int V>
-ATTNC_AVX2 void gemm_block(int32_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
+ATTNC_AVX2 void gemm_block(int32_t k, const float* a, int64_t rs, int64_t cs, const float* b, int64_t ldb, float* c,
+                           int64_t ldc,
                            bool accumulate, __m256i last) {
   __m256 acc[R][V];
 #pragma GCC unroll 8
@@ -49,7 +51,7 @@ ATTNC_AVX2 void gemm_block(int32_t k, const float* a, int64_t lda, const float* 
     }
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const __m256 av = _mm256_broadcast_ss(a + r * lda + kk);
+      const __m256 av = _mm256_broadcast_ss(a + r * rs + kk * cs);
 #pragma GCC unroll 8
       for (int v = 0; v < V; ++v) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
     }
@@ -67,7 +69,7 @@ ATTNC_AVX2 void gemm_block(int32_t k, const float* a, int64_t lda, const float* 
   }
 }
 
-using BlockFn = void (*)(int32_t, const float*, int64_t, const float*, int64_t, float*, int64_t, bool, __m256i);
+using BlockFn = void (*)(int32_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, bool, __m256i);
 
 template <int R>
 constexpr BlockFn block_for_vecs(int v) {
@@ -85,19 +87,38 @@ BlockFn block_for(int rows, int vecs) {
   }
 }
 
-ATTNC_AVX2 void gemm_avx2(int32_t m, int32_t n, int32_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-                          float* c, int64_t ldc, bool accumulate) {
+ATTNC_AVX2 void gemm_strided_avx2(int32_t m, int32_t n, int32_t k, const float* a, int64_t rs, int64_t cs,
+                                  const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate) {
   for (int32_t j0 = 0; j0 < n; j0 += 8 * kVecs) {
     const int32_t width = std::min<int32_t>(8 * kVecs, n - j0);
     const int vecs = (width + 7) / 8;
     const __m256i last = tail_mask(width - 8 * (vecs - 1));
     const BlockFn full = block_for(kRows, vecs);
+    // Blocks of kRows rows; a short last block of r < kRows - 1 rows is merged with the one before
+    // and the kRows + r rows split into two nearly equal blocks (64 rows: 9 x 6 + 2 x 5 instead of
+    // 10 x 6 + 4), since a block of 4 or fewer rows spends twice the loads per FMA.
+    const int32_t tail = m % kRows;
+    const int32_t even_end = m >= kRows && tail > 0 && tail < kRows - 1 ? m - kRows - tail : m - tail;
     int32_t i0 = 0;
-    for (; i0 + kRows <= m; i0 += kRows) {
-      full(k, a + i0 * lda, lda, b + j0, ldb, c + i0 * ldc + j0, ldc, accumulate, last);
+    for (; i0 < even_end; i0 += kRows) {
+      full(k, a + i0 * rs, rs, cs, b + j0, ldb, c + i0 * ldc + j0, ldc, accumulate, last);
     }
-    if (i0 < m) block_for(m - i0, vecs)(k, a + i0 * lda, lda, b + j0, ldb, c + i0 * ldc + j0, ldc, accumulate, last);
+    while (i0 < m) {
+      const int32_t left = m - i0, rows = left > kRows ? (left + 1) / 2 : left;
+      block_for(rows, vecs)(k, a + i0 * rs, rs, cs, b + j0, ldb, c + i0 * ldc + j0, ldc, accumulate, last);
+      i0 += rows;
+    }
   }
+}
+
+ATTNC_AVX2 void gemm_avx2(int32_t m, int32_t n, int32_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                          float* c, int64_t ldc, bool accumulate) {
+  gemm_strided_avx2(m, n, k, a, lda, 1, b, ldb, c, ldc, accumulate);
+}
+
+ATTNC_AVX2 void gemm_at_avx2(int32_t m, int32_t n, int32_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                             float* c, int64_t ldc, bool accumulate) {
+  gemm_strided_avx2(m, n, k, a, 1, lda, b, ldb, c, ldc, accumulate);
 }
 
 // 2^x for fp32 lanes, as the AVX-512 version (the same degree-7 polynomial of the fraction, error
@@ -189,7 +210,22 @@ ATTNC_AVX2 void scale_rows_avx2(float* o, int64_t ldo, int32_t rows, int32_t col
   }
 }
 
-const CpuMicroKernels kAvx2{CpuIsa::Avx2, "avx2", gemm_avx2, softmax_tile_avx2, scale_rows_avx2, nullptr, nullptr};
+ATTNC_AVX2 void softmax_backward_tile_avx2(const float* p, const float* dp, int64_t ld, int32_t rows, int32_t cols,
+                                           const float* delta, float* ds) {
+  for (int32_t r = 0; r < rows; ++r) {
+    const __m256 d = _mm256_set1_ps(delta[r]);
+    for (int32_t j = 0; j < cols; j += 8) {
+      const __m256i mask = tail_mask(cols - j);
+      const __m256 prob = _mm256_maskload_ps(p + r * ld + j, mask);
+      const __m256 kept = _mm256_cmp_ps(prob, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+      const __m256 grad = _mm256_sub_ps(_mm256_maskload_ps(dp + r * ld + j, mask), d);
+      _mm256_maskstore_ps(ds + r * ld + j, mask, _mm256_and_ps(kept, _mm256_mul_ps(prob, grad)));
+    }
+  }
+}
+
+const CpuMicroKernels kAvx2{CpuIsa::Avx2, "avx2",  gemm_avx2, softmax_tile_avx2, scale_rows_avx2,
+                            nullptr,      nullptr, gemm_at_avx2, softmax_backward_tile_avx2};
 
 }  // namespace
 

@@ -24,33 +24,37 @@ constexpr int32_t BLOCK_M = kFlashBackwardBlockM;
 constexpr int32_t BLOCK_N = kFlashBackwardBlockN;
 constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
 
-// A 4-d tensor as contiguous fp32 (times `multiplier`), or its last two dimensions transposed.
-std::vector<float> to_fp32(const Tensor& t, float multiplier, bool transpose_last, cpu::CpuThreadPool& pool,
-                           int threads) {
-  const auto& n = t.shape();
-  const auto& s = t.strides();
-  std::vector<float> out(static_cast<size_t>(t.numel()));
-  pool.parallel_for(n[0] * n[1], threads, [&](int, int64_t ab) {
-    const int64_t a = ab / n[1], b = ab % n[1];
-    float* dst = out.data() + ab * n[2] * n[3];
-    std::vector<float> row(static_cast<size_t>(n[3]));
-    for (int64_t i = 0; i < n[2]; ++i) {
-      const int64_t base = a * s[0] + b * s[1] + i * s[2];
-      if (t.dtype() == DType::F32 && s[3] == 1) {  // the common case, without a conversion per element
-        const float* src = static_cast<const float*>(t.data()) + base;
-        for (int64_t d = 0; d < n[3]; ++d) row[d] = src[d] * multiplier;
-      } else {
-        for (int64_t d = 0; d < n[3]; ++d) row[d] = load_as_float(t.data(), t.dtype(), base + d * s[3]) * multiplier;
-      }
-      if (transpose_last) {
-        for (int64_t d = 0; d < n[3]; ++d) dst[d * n[2] + i] = row[d];
-      } else {
-        std::copy(row.begin(), row.end(), dst + i * n[3]);
-      }
+// The rows of a 4-d tensor as fp32: the tensor's own memory when it is fp32 with contiguous rows
+// (no copy: a copy of Q or dO costs the backward pass a tenth of its time in page faults and
+// conversion), else a contiguous fp32 copy. Row (a, b, i) starts at data + a s0 + b s1 + i s2.
+struct Fp32Rows {
+  std::vector<float> copy;
+  const float* data = nullptr;
+  int64_t s0 = 0, s1 = 0, s2 = 0;
+
+  Fp32Rows(const Tensor& t, cpu::CpuThreadPool& pool, int threads) {
+    const auto& n = t.shape();
+    const auto& s = t.strides();
+    if (t.dtype() == DType::F32 && (s[3] == 1 || n[3] <= 1)) {
+      data = static_cast<const float*>(t.data());
+      s0 = s[0], s1 = s[1], s2 = s[2];
+      return;
     }
-  });
-  return out;
-}
+    copy.resize(static_cast<size_t>(t.numel()));
+    pool.parallel_for(n[0] * n[1], threads, [&](int, int64_t ab) {
+      const int64_t a = ab / n[1], b = ab % n[1];
+      float* dst = copy.data() + ab * n[2] * n[3];
+      for (int64_t i = 0; i < n[2]; ++i) {
+        const int64_t base = a * s[0] + b * s[1] + i * s[2];
+        for (int64_t d = 0; d < n[3]; ++d) dst[i * n[3] + d] = load_as_float(t.data(), t.dtype(), base + d * s[3]);
+      }
+    });
+    data = copy.data();
+    s2 = n[3], s1 = n[2] * n[3], s0 = n[1] * n[2] * n[3];
+  }
+
+  const float* row(int64_t a, int64_t b, int64_t i) const { return data + a * s0 + b * s1 + i * s2; }
+};
 
 // t[a, b, i, 0..n) = src[0..n), rounding to t's dtype.
 void store_row(const Tensor& t, int64_t a, int64_t b, int64_t i, const float* src, int64_t n) {
@@ -95,22 +99,21 @@ struct ParamShape {
 
 // Per-worker scratch, allocated once per call.
 struct Workspace {
-  cpu::AlignedBuffer<float> s, raw, p, dp, ds, transposed, g, index, dq, dk, dv, kt, vt, row_max, row_sum, row_alpha;
+  cpu::AlignedBuffer<float> s, raw, dropped, dp, ds, g, index, dk, dv, k, kt, vt, row_max, row_sum, row_alpha;
   std::vector<std::vector<double>> params;  // per float tensor parameter: this worker's gradient sums
   FlashBackwardStats stats;
 
   Workspace(int64_t head_dim, int64_t value_dim, const std::vector<ParamShape>& shapes)
       : s(BLOCK_M * BLOCK_N),
         raw(BLOCK_M * BLOCK_N),
-        p(BLOCK_M * BLOCK_N),
+        dropped(BLOCK_M * BLOCK_N),
         dp(BLOCK_M * BLOCK_N),
         ds(BLOCK_M * BLOCK_N),
-        transposed(BLOCK_M * BLOCK_N),
         g(BLOCK_M * BLOCK_N),
         index(BLOCK_M * BLOCK_N * 8),
-        dq(BLOCK_M * std::max<int64_t>(head_dim, 1)),
         dk(BLOCK_N * std::max<int64_t>(head_dim, 1)),
         dv(BLOCK_N * std::max<int64_t>(value_dim, 1)),
+        k(BLOCK_N * std::max<int64_t>(head_dim, 1)),
         kt(BLOCK_N * std::max<int64_t>(head_dim, 1)),
         vt(BLOCK_N * std::max<int64_t>(value_dim, 1)),
         row_max(BLOCK_M),
@@ -139,11 +142,12 @@ class FlashBackwardRun {
     threshold_ = dropout_threshold(dropout.rate);
     prepare_mods(options, flash.backend);
     const int threads = flash.num_threads;
-    q_ = to_fp32(q, scale_, false, pool_, threads);  // pre-scaled: S = Q_s K^T, dK = dS^T Q_s
-    k_ = to_fp32(k, 1.0f, false, pool_, threads);
-    kt_ = to_fp32(k, 1.0f, true, pool_, threads);
-    vt_ = to_fp32(v, 1.0f, true, pool_, threads);
-    do_ = to_fp32(dout, 1.0f, false, pool_, threads);
+    // Q and dO as they are; K and V are packed per work item (run_item), K times the scale, so
+    // S = Q K_s^T and dQ = dS K_s, and dK = scale dS^T Q is scaled once per item.
+    q_.emplace(q, pool_, threads);
+    do_.emplace(dout, pool_, threads);
+    k_tensor_ = &k;
+    v_tensor_ = &v;
     rows_ = shape.batch * shape.heads * shape.q_len;
     lse_.resize(static_cast<size_t>(rows_));
     delta_.resize(static_cast<size_t>(rows_));
@@ -156,7 +160,7 @@ class FlashBackwardRun {
         const int64_t row = bh * shape.q_len + i;
         lse_[row] = load_as_float(lse.data(), lse.dtype(), b * ls[0] + h * ls[1] + i * ls[2]);
         const int64_t base = b * os[0] + h * os[1] + i * os[2];
-        const float* dout_row = do_.data() + row * shape.value_dim;
+        const float* dout_row = do_->row(b, h, i);
         double sum = 0;
         if (out.dtype() == DType::F32 && os[3] == 1) {
           const float* o = static_cast<const float*>(out.data()) + base;
@@ -169,7 +173,17 @@ class FlashBackwardRun {
         delta_[row] = static_cast<float>(sum);
       }
     });
-    dq_.assign(static_cast<size_t>(rows_ * shape.head_dim), 0.0f);
+    // dQ is summed straight into grads.dq when that is fp32 with contiguous rows (as the gradients
+    // allocated for the caller are), else into an fp32 tensor that run() rounds into it.
+    const Tensor& dq = grads.dq;
+    dq_in_place_ = dq.dtype() == DType::F32 && (dq.stride(3) == 1 || shape.head_dim <= 1);
+    dq_sum_ = dq_in_place_ ? dq : Tensor::empty(DType::F32, dq.shape());
+    pool_.parallel_for(shape.batch * shape.heads, threads, [&](int, int64_t bh) {
+      for (int64_t i = 0; i < shape.q_len; ++i) {
+        float* row = dq_row(bh / shape.heads, bh % shape.heads, i);
+        std::fill(row, row + shape.head_dim, 0.0f);
+      }
+    });
     dq_locks_ =
         std::make_unique<std::mutex[]>(static_cast<size_t>(std::max<int64_t>(1, shape.batch * shape.heads * q_tiles_)));
   }
@@ -185,13 +199,14 @@ class FlashBackwardRun {
         run_item(item, *space);
       });
     }
-    // dQ: already scaled; written once every item has added its part.
-    pool_.parallel_for(shape_.batch * shape_.heads, flash_.num_threads, [&](int, int64_t bh) {
-      for (int64_t i = 0; i < shape_.q_len; ++i) {
-        store_row(grads_.dq, bh / shape_.heads, bh % shape_.heads, i,
-                  dq_.data() + (bh * shape_.q_len + i) * shape_.head_dim, shape_.head_dim);
-      }
-    });
+    // dQ: already scaled (K_s carries the scale); rounded into grads.dq once every item has added
+    // its part, unless it was summed there.
+    if (!dq_in_place_) {
+      pool_.parallel_for(shape_.batch * shape_.heads, flash_.num_threads, [&](int, int64_t bh) {
+        const int64_t b = bh / shape_.heads, h = bh % shape_.heads;
+        for (int64_t i = 0; i < shape_.q_len; ++i) store_row(grads_.dq, b, h, i, dq_row(b, h, i), shape_.head_dim);
+      });
+    }
     grads_.dparams.clear();
     FlashBackwardStats total;
     for (size_t p = 0; p < param_shapes_.size(); ++p) {
@@ -259,32 +274,44 @@ class FlashBackwardRun {
     apply(mod, dst, t);
   }
 
+  // Packs key tile `kv_first` of KV head (b, g): K_s (cols x D) and its transpose K_s^T (D x BLOCK_N),
+  // both times the scale, and V^T (Dv x BLOCK_N), so the products that read them walk contiguous rows.
+  void pack_tile(int64_t b, int64_t g, int32_t kv_first, int32_t cols, Workspace& w) const {
+    const int64_t D = shape_.head_dim, Dv = shape_.value_dim;
+    auto pack = [&](const Tensor& t, int64_t dim, float multiplier, float* rows, float* transposed) {
+      const auto& st = t.strides();
+      const bool fp32_rows = t.dtype() == DType::F32 && st[3] == 1;
+      for (int32_t c = 0; c < cols; ++c) {
+        const int64_t base = b * st[0] + g * st[1] + (kv_first + c) * st[2];
+        for (int64_t d = 0; d < dim; ++d) {
+          const float x = multiplier * (fp32_rows ? static_cast<const float*>(t.data())[base + d]
+                                                  : load_as_float(t.data(), t.dtype(), base + d * st[3]));
+          if (rows != nullptr) rows[c * dim + d] = x;
+          transposed[d * BLOCK_N + c] = x;
+        }
+      }
+    };
+    pack(*k_tensor_, D, scale_, w.k.get(), w.kt.get());
+    pack(*v_tensor_, Dv, 1.0f, nullptr, w.vt.get());
+  }
+
   void run_item(int64_t item, Workspace& w) {
     const int64_t kt = item % kv_tiles_, bg = item / kv_tiles_;
     const int64_t b = bg / shape_.kv_heads, g = bg % shape_.kv_heads;
     const int64_t D = shape_.head_dim, Dv = shape_.value_dim, Skv = shape_.kv_len;
     const auto kv_first = static_cast<int32_t>(kt * BLOCK_N);
     const auto cols = static_cast<int32_t>(std::min<int64_t>(BLOCK_N, Skv - kv_first));
-    const float* k_tile = k_.data() + (bg * Skv + kv_first) * D;
-    // K^T and V^T of this key tile, packed (D x BLOCK_N, Dv x BLOCK_N) so the products that read
-    // them walk contiguous rows instead of rows Skv apart.
-    float* kt_panel = w.kt.get();
-    float* vt_panel = w.vt.get();
-    for (int64_t d = 0; d < D; ++d) {
-      const float* src = kt_.data() + (bg * D + d) * Skv + kv_first;
-      std::copy(src, src + cols, kt_panel + d * BLOCK_N);
-    }
-    for (int64_t d = 0; d < Dv; ++d) {
-      const float* src = vt_.data() + (bg * Dv + d) * Skv + kv_first;
-      std::copy(src, src + cols, vt_panel + d * BLOCK_N);
-    }
+    pack_tile(b, g, kv_first, cols, w);
     float* dk = w.dk.get();
     float* dv = w.dv.get();
     std::fill(dk, dk + cols * D, 0.0f);
     std::fill(dv, dv + cols * Dv, 0.0f);
 
     for (int64_t h = g * group_; h < (g + 1) * group_; ++h) {
-      for (int64_t qt = 0; qt < q_tiles_; ++qt) {
+      for (int64_t step = 0; step < q_tiles_; ++step) {
+        // Items run side by side on neighbouring key tiles; starting each one's walk over the query
+        // tiles at its own key tile keeps two workers from queueing for the same dQ rows' lock.
+        const int64_t qt = (kt + step) % q_tiles_;
         Tile t;
         t.b = b;
         t.h = h;
@@ -311,26 +338,27 @@ class FlashBackwardRun {
         }
         ++w.stats.tiles_computed;
         ++(cls == ir::TileClass::Full ? w.stats.tiles_full : w.stats.tiles_partial);
-        run_tile(t, cls == ir::TileClass::Partial, k_tile, kt_panel, vt_panel, w);
+        run_tile(t, cls == ir::TileClass::Partial, w);
       }
     }
+    // dK = scale dS^T Q: the scale once here instead of on every tile.
+    for (int64_t e = 0; e < cols * D; ++e) dk[e] *= scale_;
     for (int32_t c = 0; c < cols; ++c) {
       store_row(grads_.dk, b, g, kv_first + c, dk + c * D, D);
       store_row(grads_.dv, b, g, kv_first + c, dv + c * Dv, Dv);
     }
   }
 
-  void run_tile(const Tile& t, bool masked, const float* k_tile, const float* kt_panel, const float* vt_panel,
-                Workspace& w) {
+  void run_tile(const Tile& t, bool masked, Workspace& w) {
     const int64_t D = shape_.head_dim, Dv = shape_.value_dim;
-    const int64_t row0 = (t.b * shape_.heads + t.h) * shape_.q_len + t.q_first;  // first row of q_, do_, lse_
-    const float* q_tile = q_.data() + row0 * D;
-    const float* do_tile = do_.data() + row0 * Dv;
-    float *s = w.s.get(), *raw = w.raw.get(), *p = w.p.get(), *dp = w.dp.get(), *ds = w.ds.get();
-    float* transposed = w.transposed.get();
+    const int64_t row0 = (t.b * shape_.heads + t.h) * shape_.q_len + t.q_first;  // first row of lse_, delta_
+    const float* q_tile = q_->row(t.b, t.h, t.q_first);
+    const float* do_tile = do_->row(t.b, t.h, t.q_first);
+    const int64_t ldq = q_->s2, lddo = do_->s2;
+    float *s = w.s.get(), *raw = w.raw.get(), *dp = w.dp.get(), *ds = w.ds.get();
 
-    // S = Q_s K^T, then s' and the mask, then P = exp(s' - LSE).
-    kernels_.gemm(t.rows, t.cols, static_cast<int32_t>(D), q_tile, D, kt_panel, BLOCK_N, s, BLOCK_N, false);
+    // S = Q K_s^T, then s' and the mask, then P = exp(s' - LSE).
+    kernels_.gemm(t.rows, t.cols, static_cast<int32_t>(D), q_tile, ldq, w.kt.get(), BLOCK_N, s, BLOCK_N, false);
     const bool keep_raw = score_ && (d_score_ || !sites_.empty());
     if (keep_raw) {
       for (int32_t r = 0; r < t.rows; ++r) std::copy(s + r * BLOCK_N, s + r * BLOCK_N + t.cols, raw + r * BLOCK_N);
@@ -339,35 +367,37 @@ class FlashBackwardRun {
     if (masked) apply(*mask_, s, t);
     // P = exp(s' - LSE) through the online-softmax step with the row max preset to the LSE: it
     // computes exp2((s' - max(LSE, s')) * log2(e)), which is exp(s' - LSE) since s' <= LSE (up to
-    // rounding, where it gives 1), and 0 for masked elements and rows with LSE -inf.
+    // rounding, where it gives 1), and 0 for masked elements and rows with LSE -inf. P stays in s.
     float* row_max = w.row_max.get();
     float* row_sum = w.row_sum.get();
     std::copy(lse_.data() + row0, lse_.data() + row0 + t.rows, row_max);
     std::fill(row_sum, row_sum + t.rows, 0.0f);
     kernels_.softmax_tile(s, BLOCK_N, t.rows, t.cols, std::numbers::log2e_v<float>, row_max, row_sum,
                           w.row_alpha.get());
-    std::copy(s, s + BLOCK_M * BLOCK_N, p);
+    const float* p = s;
     const float keep_scale = dropout_.keep_scale();
-    // dV += (P * M * k)^T dO: the dropped probabilities, transposed.
-    for (int32_t r = 0; r < t.rows; ++r) {
-      for (int32_t c = 0; c < t.cols; ++c) {
-        float value = p[r * BLOCK_N + c];
-        if (dropout_.enabled()) value = keeps(t, r, c) ? value * keep_scale : 0.0f;
-        transposed[c * BLOCK_M + r] = value;
+    // dV += (P * M * k)^T dO, through gemm_at (no transposed copy of P).
+    const float* p_dropped = p;
+    if (dropout_.enabled()) {
+      float* dropped = w.dropped.get();
+      for (int32_t r = 0; r < t.rows; ++r) {
+        for (int32_t c = 0; c < t.cols; ++c) {
+          dropped[r * BLOCK_N + c] = keeps(t, r, c) ? p[r * BLOCK_N + c] * keep_scale : 0.0f;
+        }
       }
+      p_dropped = dropped;
     }
-    kernels_.gemm(t.cols, static_cast<int32_t>(Dv), t.rows, transposed, BLOCK_M, do_tile, Dv, w.dv.get(), Dv, true);
+    kernels_.gemm_at(t.cols, static_cast<int32_t>(Dv), t.rows, p_dropped, BLOCK_N, do_tile, lddo, w.dv.get(), Dv, true);
     // dP = (dO V^T) * M * k, then dS' = P * (dP - D_i), exactly 0 where P is 0.
-    kernels_.gemm(t.rows, t.cols, static_cast<int32_t>(Dv), do_tile, Dv, vt_panel, BLOCK_N, dp, BLOCK_N, false);
-    for (int32_t r = 0; r < t.rows; ++r) {
-      const float delta = delta_[row0 + r];
-      for (int32_t c = 0; c < t.cols; ++c) {
-        const float prob = p[r * BLOCK_N + c];
-        float grad = dp[r * BLOCK_N + c];
-        if (dropout_.enabled()) grad = keeps(t, r, c) ? grad * keep_scale : 0.0f;
-        ds[r * BLOCK_N + c] = prob == 0.0f ? 0.0f : prob * (grad - delta);
+    kernels_.gemm(t.rows, t.cols, static_cast<int32_t>(Dv), do_tile, lddo, w.vt.get(), BLOCK_N, dp, BLOCK_N, false);
+    if (dropout_.enabled()) {
+      for (int32_t r = 0; r < t.rows; ++r) {
+        for (int32_t c = 0; c < t.cols; ++c) {
+          dp[r * BLOCK_N + c] = keeps(t, r, c) ? dp[r * BLOCK_N + c] * keep_scale : 0.0f;
+        }
       }
     }
+    kernels_.softmax_backward_tile(p, dp, BLOCK_N, t.rows, t.cols, delta_.data() + row0, ds);
     for (const PreparedSite& site : sites_) scatter_site(site, t, raw, ds, w);
     if (d_score_) {
       float* g = w.g.get();
@@ -379,18 +409,13 @@ class FlashBackwardRun {
         }
       }
     }
-    // dK += dS^T Q_s (Q_s carries the scale).
-    for (int32_t r = 0; r < t.rows; ++r) {
-      for (int32_t c = 0; c < t.cols; ++c) transposed[c * BLOCK_M + r] = ds[r * BLOCK_N + c];
-    }
-    kernels_.gemm(t.cols, static_cast<int32_t>(D), t.rows, transposed, BLOCK_M, q_tile, D, w.dk.get(), D, true);
-    // dQ += scale * dS K, added to the shared rows under the query tile's lock.
-    float* dq = w.dq.get();
-    kernels_.gemm(t.rows, static_cast<int32_t>(D), t.cols, ds, BLOCK_N, k_tile, D, dq, D, false);
+    // dK += dS^T Q (scaled per item), through gemm_at.
+    kernels_.gemm_at(t.cols, static_cast<int32_t>(D), t.rows, ds, BLOCK_N, q_tile, ldq, w.dk.get(), D, true);
+    // dQ += dS K_s, straight into the shared rows under the query tile's lock.
     const int64_t lock = (t.b * shape_.heads + t.h) * q_tiles_ + t.q_first / BLOCK_M;
     std::lock_guard<std::mutex> guard(dq_locks_[static_cast<size_t>(lock)]);
-    float* target = dq_.data() + row0 * D;
-    for (int64_t e = 0; e < t.rows * D; ++e) target[e] += scale_ * dq[e];
+    kernels_.gemm(t.rows, static_cast<int32_t>(D), t.cols, ds, BLOCK_N, w.k.get(), D, dq_row(t.b, t.h, t.q_first),
+                  dq_sum_.stride(2), true);
   }
 
   bool keeps(const Tile& t, int32_t r, int32_t c) const {
@@ -433,8 +458,17 @@ class FlashBackwardRun {
   std::optional<ModDerivatives> derivatives_;
   std::vector<ParamShape> param_shapes_;
   std::vector<PreparedSite> sites_;
-  std::vector<float> q_, k_, kt_, vt_, do_, lse_, delta_, dq_;
+  std::optional<Fp32Rows> q_, do_;
+  const Tensor* k_tensor_ = nullptr;
+  const Tensor* v_tensor_ = nullptr;
+  std::vector<float> lse_, delta_;
+  Tensor dq_sum_;  // fp32: grads.dq itself, or the sums rounded into it at the end
+  bool dq_in_place_ = false;
   std::unique_ptr<std::mutex[]> dq_locks_;
+
+  float* dq_row(int64_t b, int64_t h, int64_t i) const {
+    return static_cast<float*>(dq_sum_.data()) + b * dq_sum_.stride(0) + h * dq_sum_.stride(1) + i * dq_sum_.stride(2);
+  }
 };
 
 }  // namespace

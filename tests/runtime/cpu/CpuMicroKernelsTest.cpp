@@ -81,6 +81,53 @@ TEST_CASE("every set's gemm agrees with the scalar gemm over block tails", "[run
   }
 }
 
+TEST_CASE("every set's gemm_at equals gemm on the explicit transpose, the scalar set's included",
+          "[runtime][cpu][kernels]") {
+  std::mt19937 rng(7);
+  std::vector<const CpuMicroKernels*> sets = vectorised_sets();
+  sets.push_back(&scalar_micro_kernels());
+  for (const CpuMicroKernels* kernels : sets) {
+    for (auto [m, n, k] : {std::tuple{1, 1, 1}, {6, 64, 128}, {7, 65, 3}, {64, 128, 64}, {61, 128, 37}, {5, 200, 0}}) {
+      for (bool accumulate : {false, true}) {
+        CAPTURE(kernels->name, m, n, k, accumulate);
+        const int64_t lda = m + 3, ldb = n + 5, ldc = n + 7;  // a is stored k x m
+        std::vector<float> a = random_floats(rng, size_t(k * lda) + 1), b = random_floats(rng, size_t(k * ldb) + 1);
+        std::vector<float> at(size_t(m) * size_t(std::max(k, 1)));  // the explicit transpose, m x k
+        for (int i = 0; i < m; ++i) {
+          for (int kk = 0; kk < k; ++kk) at[size_t(i * k + kk)] = a[size_t(kk * lda + i)];
+        }
+        std::vector<float> c = random_floats(rng, size_t(m * ldc)), want = c;
+        kernels->gemm_at(m, n, k, a.data(), lda, b.data(), ldb, c.data(), ldc, accumulate);
+        scalar_micro_kernels().gemm(m, n, k, at.data(), std::max(k, 1), b.data(), ldb, want.data(), ldc, accumulate);
+        CHECK(max_relative(c, want) < 1e-5);
+      }
+    }
+  }
+}
+
+TEST_CASE("every set's softmax backward step agrees with the scalar one and is 0 where P is 0",
+          "[runtime][cpu][kernels]") {
+  std::mt19937 rng(8);
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (const CpuMicroKernels* kernels : vectorised_sets()) {
+    for (int cols : {1, 7, 16, 23, 64}) {
+      CAPTURE(kernels->name, cols);
+      const int rows = 5, ld = 70;
+      std::vector<float> p = random_floats(rng, size_t(rows * ld), 0.0f, 1.0f), dp = random_floats(rng, size_t(rows * ld));
+      for (int j = 0; j < cols; j += 3) p[size_t(j)] = 0.0f;  // row 0: masked elements
+      dp[0] = nan;                                             // ... whose dP does not matter
+      dp[3] = inf;
+      const std::vector<float> delta = random_floats(rng, size_t(rows));
+      std::vector<float> got(size_t(rows * ld), 7.0f), want = got;
+      kernels->softmax_backward_tile(p.data(), dp.data(), ld, rows, cols, delta.data(), got.data());
+      scalar_micro_kernels().softmax_backward_tile(p.data(), dp.data(), ld, rows, cols, delta.data(), want.data());
+      CHECK(got == want);  // one multiply and one subtraction per element: bit-identical
+      for (int j = 0; j < cols; j += 3) CHECK(got[size_t(j)] == 0.0f);
+      CHECK(got[size_t(cols)] == 7.0f);  // nothing written past the tile
+    }
+  }
+}
+
 TEST_CASE("every set's softmax step agrees with the scalar one, -inf and NaN rows included",
           "[runtime][cpu][kernels]") {
   std::mt19937 rng(6);
