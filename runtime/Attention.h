@@ -54,8 +54,8 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
 
 // The forward pass with attention dropout (runtime/core/Dropout.h): out and the LSE before dropout,
 // what attention_backward needs. Without dropout it is attention(); with dropout, CPU tensors only,
-// and it runs the fp64 reference (runtime/reference/ReferenceBackward.h): the forward kernels do not
-// drop yet, so this path is slow.
+// through the CPU flash kernel (FlashOptions::dropout), which drops exactly the elements
+// standard_attention_dropout (the fp64 reference) and the backward pass drop.
 void attention_dropout(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const AttentionOptions& options,
                        const Dropout& dropout, Tensor* lse);
 

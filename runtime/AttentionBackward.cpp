@@ -5,6 +5,7 @@
 
 #include "runtime/Attention.h"
 #include "runtime/core/RuntimeError.h"
+#include "runtime/families/flash/FlashCpu.h"
 #include "runtime/families/flash_backward/FlashBackwardCpu.h"
 #include "runtime/reference/ReferenceBackward.h"
 
@@ -40,7 +41,9 @@ void attention_dropout(const Tensor& q, const Tensor& k, const Tensor& v, Tensor
   }
   for (auto [t, role] : {std::pair{&q, "q"}, {&k, "k"}, {&v, "v"}, {&out, "out"}})
     require_cpu("attention_dropout", *t, role);
-  standard_attention_dropout(q, k, v, out, options, dropout, lse);
+  FlashOptions flash;
+  flash.dropout = dropout;
+  flash_attention(q, k, v, out, options, flash, lse);
 }
 
 }  // namespace attnc

@@ -114,6 +114,7 @@ class FlashRun {
       exp2_factor_ = 1.0f;
       lse_factor_ = std::numbers::ln2_v<float>;
     }
+    dropout_threshold_ = dropout_threshold(flash.dropout.rate);
     group_ = shape.kv_heads > 0 ? shape.heads / shape.kv_heads : 1;
     q_tiles_ = (shape.q_len + BLOCK_M - 1) / BLOCK_M;
     kv_tiles_ = (shape.kv_len + BLOCK_N - 1) / BLOCK_N;
@@ -312,6 +313,8 @@ class FlashRun {
       }
       kernels_.softmax_tile(s, BLOCK_N, it.rows, cols, exp2_factor_, row_max, row_sum, row_alpha);
       kernels_.scale_rows(o, Dv, it.rows, static_cast<int32_t>(Dv), row_alpha);
+      // Dropout after the row sums took the whole P: the normaliser is the undropped one.
+      if (flash_.dropout.enabled()) drop(s, it, kv_first, cols);
       for (int32_t i = 0; i < band_count; ++i) {
         if (bands[i].band.lo < bands[i].band.hi) operands_->accumulate(*space.operands, it.b, it.g, t, bands[i].band, s, o);
       }
@@ -332,6 +335,20 @@ class FlashRun {
     }
   }
 
+  // P *= M / (1 - rate) on a tile's elements with P != 0 (a 0 stays 0 whatever the draw).
+  void drop(float* s, const Item& it, int32_t kv_first, int32_t cols) const {
+    const float keep_scale = flash_.dropout.keep_scale();
+    for (int32_t r = 0; r < it.rows; ++r) {
+      float* row = s + r * BLOCK_N;
+      for (int32_t c = 0; c < cols; ++c) {
+        if (row[c] == 0.0f) continue;
+        const bool keep = dropout_keeps(dropout_threshold_, flash_.dropout.seed, static_cast<int32_t>(it.b),
+                                        static_cast<int32_t>(it.h), it.q_pos + r, kv_first + c);
+        row[c] = keep ? row[c] * keep_scale : 0.0f;
+      }
+    }
+  }
+
   const Tensor &q_, &k_, &v_, &out_;
   const Tensor* lse_;
   AttentionShape shape_;
@@ -340,6 +357,7 @@ class FlashRun {
   cpu::CpuThreadPool& pool_;
   std::optional<PreparedMod> score_, mask_;
   int32_t q_offset_ = 0;
+  uint32_t dropout_threshold_ = 0;
   float q_multiplier_ = 1, exp2_factor_ = 1, lse_factor_ = 1;
   int64_t group_ = 1, q_tiles_ = 0, kv_tiles_ = 0;
   std::unique_ptr<flash_cpu::FlashOperands> operands_;
@@ -354,6 +372,7 @@ const char* flash_cpu_precision(const Tensor& q, const Tensor& k, const Tensor& 
 void flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const AttentionOptions& options,
                      const FlashOptions& flash, Tensor* lse) {
   const AttentionShape shape = check_attention_args(kFunction, q, k, v, out, options, lse);
+  check_dropout(kFunction, flash.dropout);
   FlashRun(q, k, v, out, lse, shape, options, flash).run();
 }
 

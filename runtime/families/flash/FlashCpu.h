@@ -22,6 +22,7 @@
 #include <optional>
 
 #include "runtime/core/AttentionOptions.h"
+#include "runtime/core/Dropout.h"
 #include "runtime/core/Tensor.h"
 #include "runtime/cpu/CpuMicroKernels.h"
 #include "runtime/cpu/CpuModProgram.h"
@@ -45,6 +46,11 @@ struct FlashOptions {
   // bf16 (and fp16) inputs are multiplied in bf16 where the micro-kernels can (P rounded to bf16);
   // false keeps every product fp32.
   bool allow_bf16 = true;
+  // Attention dropout (runtime/core/Dropout.h) on the normalised probabilities: out from the dropped
+  // and rescaled P, the LSE of the undropped scores, the same elements dropped as
+  // standard_attention_dropout and the backward pass drop (one Philox draw per element kept by the
+  // mask, computed here, not stored).
+  Dropout dropout;
   FlashStats* stats = nullptr;            // filled when given
 };
 

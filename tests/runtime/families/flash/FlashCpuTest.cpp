@@ -16,6 +16,7 @@
 #include "runtime/cpu/CpuMicroKernels.h"
 #include "runtime/cpu/CpuModProgram.h"
 #include "runtime/reference/ReferenceAttention.h"
+#include "runtime/reference/ReferenceBackward.h"
 #include "tests/support/AttentionComparison.h"
 #include "tests/support/RandomExpr.h"
 #include "tests/support/TestTensors.h"
@@ -612,4 +613,36 @@ TEST_CASE("flash attention throughput", "[.benchmark][runtime][cpu][flash]") {
   double window_16k = time_attention(16384, &window);
   WARN("dense S=16384: " << dense_16k << " s; sliding window 1024: " << window_16k << " s; ratio "
                          << window_16k / dense_16k);
+}
+
+TEST_CASE("flash attention with dropout drops what the fp64 reference drops", "[runtime][cpu][flash][dropout]") {
+  // Odd lengths, GQA 4:2, a causal sliding window (so masked elements, whose P is 0, meet dropout),
+  // a query offset, and fp32 products (bf16 inputs would round P before P V).
+  const Tensor q = normal_tensor(31, DType::F32, {2, 4, 77, 32}), k = normal_tensor(32, DType::F32, {2, 2, 133, 32});
+  const Tensor v = normal_tensor(33, DType::F32, {2, 2, 133, 32});
+  const Mod window = sliding_window_mod(40, true);
+  AttentionOptions options;
+  options.mask_mod = &window;
+  options.q_offset = 50;
+  for (float rate : {0.1f, 0.5f}) {
+    CAPTURE(rate);
+    const Dropout dropout{rate, 1234};
+    Tensor want = Tensor::empty(DType::F32, {2, 4, 77, 32}), want_lse;
+    standard_attention_dropout(q, k, v, want, options, dropout, &want_lse);
+    FlashOptions flash;
+    flash.dropout = dropout;
+    Tensor got = Tensor::empty(DType::F32, {2, 4, 77, 32}), got_lse;
+    flash_attention(q, k, v, got, options, flash, &got_lse);
+    CHECK(attnc_test::relative_error(got, want) < 1e-5);
+    CHECK(attnc_test::lse_mismatches(got_lse, want_lse) == 0);
+    // Another seed drops other elements: the outputs differ.
+    flash.dropout.seed = 1235;
+    Tensor other = Tensor::empty(DType::F32, {2, 4, 77, 32});
+    flash_attention(q, k, v, other, options, flash);
+    CHECK(attnc_test::relative_error(other, want) > 1e-2);
+  }
+  FlashOptions bad;
+  bad.dropout.rate = 1.0f;
+  Tensor out = Tensor::empty(DType::F32, {2, 4, 77, 32});
+  CHECK_THROWS_WITH(flash_attention(q, k, v, out, options, bad), Catch::Contains("flash_attention:"));
 }
