@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The markdown tables of tools/gpu/check.sh's report, from the CSV rows of attnc_gpu_bench and
 torch_peers.py (`impl,kind,case,S,D,ms,rate,unit`): forward TFLOP/s per family and peer, decode
-GB/s with each row's share of the same run's copy rate, linear attention. Files that are missing or
+GB/s with each row's share of the same run's copy rate, linear attention, backward TFLOP/s. Files that are missing or
 rows that do not parse are skipped, so a run cut short still gives the rows it finished.
 
 Usage: report_tables.py ATTNC_CSV TORCH_CSV
@@ -76,12 +76,31 @@ def linear_table(rows):
     return lines if found else ["(no linear-attention timings)"]
 
 
+def backward_table(rows):
+    impls = ["attnc_backward", "flex", "sdpa_flash", "sdpa_cudnn"]
+    table = {}
+    for impl, kind, case, s, d, _, rate in rows:
+        if kind == "backward":
+            table.setdefault((case, s, d), {})[impl] = rate
+    if not table:
+        return ["(no backward timings)"]
+    out = ["| mod | S | D | attnc | flex (compiled) | SDPA flash | SDPA cuDNN | attnc / flex (target 1.2x) |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for key in sorted(table):
+        r = table[key]
+        ours, flex = r.get("attnc_backward", float("nan")), r.get("flex", float("nan"))
+        ratio = f"{ours / flex:.2f}x" if ours == ours and flex > 0 else ""
+        out.append(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(cell(r.get(i)) for i in impls) + f" | {ratio} |")
+    return out
+
+
 def main():
     rows = read_rows(sys.argv[1:])
     sections = [
         ("Forward (B=4, H=16, bf16; TFLOP/s of unmasked work; median of 10 after 3 warm-up runs)", forward_table),
         ("Decode (q (8, 32, 1, 128), k/v (8, 8, 32768, 128) bf16; median of 50)", decode_table),
         ("Linear attention (causal, B=4, H=16, bf16)", linear_table),
+        ("Backward (B=4, H=16, D=128, bf16; TFLOP/s counting 2.5x the forward's unmasked work)", backward_table),
     ]
     for title, make in sections:
         print(f"## {title}\n")

@@ -9,11 +9,15 @@ flex_attention (with dynamo's recompile limit raised, so no case silently runs t
            unmasked work only, as attnc_gpu_bench counts it);
   decode   q (8, 32, 1, 128), k/v (8, 8, 32768, 128) bf16 with GQA: contiguous (SDPA and flex) and a
            causal sliding window of 4096 at the last position (flex with a block mask); GB/s of
-           the K+V bytes the case must read. PyTorch has no paged SDPA: attnc's paged row stands alone.
+           the K+V bytes the case must read. PyTorch has no paged SDPA: attnc's paged row stands alone;
+  backward B=4, H=16, S in {2048, 8192}, D=128, bf16: no mod, causal, softcap 20 (issue 14's GPU
+           target is >= 1.2x compiled flex_attention's backward): the backward pass alone through
+           autograd after each forward, TFLOP/s counting it as 2.5x the forward's unmasked work (the
+           FlashAttention-2 convention: five products against two).
 Prints CSV rows `impl,kind,case,S,D,ms,rate,unit`, flushed one by one so a time-out keeps what
 finished. Times: CUDA events, median of --reps runs after --warmup runs.
 
-Usage: torch_peers.py [--quick] [--reps N] [--warmup N] [--no-flex] [--only forward|decode]
+Usage: torch_peers.py [--quick] [--reps N] [--warmup N] [--no-flex] [--only forward|decode|backward]
 """
 import argparse
 import statistics
@@ -54,6 +58,56 @@ def time_ms(fn, reps, warmup):
         stop.synchronize()
         times.append(start.elapsed_time(stop))
     return statistics.median(times)
+
+
+def time_backward_ms(forward, dout, inputs, reps, warmup):
+    """The backward pass alone: a fresh forward (untimed) before each timed out.backward(dout)."""
+    def one(timed):
+        for t in inputs:
+            t.grad = None
+        out = forward()
+        if not timed:
+            out.backward(dout)
+            return None
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        out.backward(dout)
+        stop.record()
+        stop.synchronize()
+        return start.elapsed_time(stop)
+    for _ in range(warmup):
+        one(False)
+    torch.cuda.synchronize()
+    return statistics.median(one(True) for _ in range(reps))
+
+
+def bench_backward(args, sdpa, sdpa_kernel, SDPBackend, flex, create_block_mask):
+    d = 128
+    for s in ([2048] if args.quick else [2048, 8192]):
+        q, k, v = (torch.randn(B, H, s, d, device="cuda", dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+        dout = torch.randn(B, H, s, d, device="cuda", dtype=torch.bfloat16)
+        for mod in ("none", "causal", "softcap"):
+            def report(impl, forward):
+                try:
+                    ms = time_backward_ms(forward, dout, (q, k, v), args.reps, args.warmup)
+                except Exception as e:  # a backend this GPU or build lacks
+                    print(f"  {impl} backward {mod} S={s}: {type(e).__name__}: {e}"[:300], file=sys.stderr)
+                    ms = float("nan")
+                flops = 2.5 * 4.0 * B * H * d * kept_pairs(mod, s)
+                emit_row(impl, "backward", mod, s, d, ms, flops / (ms * 1e-3) / 1e12 if ms == ms else float("nan"),
+                         "TFLOP/s")
+            if mod != "softcap":
+                for impl, backend in (("sdpa_flash", SDPBackend.FLASH_ATTENTION),
+                                      ("sdpa_cudnn", SDPBackend.CUDNN_ATTENTION)):
+                    def forward(backend=backend):
+                        with sdpa_kernel(backend):
+                            return sdpa(q, k, v, is_causal=(mod == "causal"))
+                    report(impl, forward)
+            if flex is None:
+                continue
+            block_mask = create_block_mask(lambda b, h, qi, ki: qi >= ki, None, None, s, s) if mod == "causal" else None
+            score_mod = (lambda score, b, h, qi, ki: 20.0 * torch.tanh(score / 20.0)) if mod == "softcap" else None
+            report("flex", lambda: flex(q, k, v, score_mod=score_mod, block_mask=block_mask))
 
 
 def emit_row(impl, kind, case, s, d, ms, rate, unit):
@@ -104,7 +158,7 @@ def main():
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--no-flex", action="store_true")
-    parser.add_argument("--only", choices=["forward", "decode"], default=None)
+    parser.add_argument("--only", choices=["forward", "decode", "backward"], default=None)
     args = parser.parse_args()
 
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -127,7 +181,9 @@ def main():
     print("impl,kind,case,S,D,ms,rate,unit", flush=True)
     if args.only in (None, "decode"):
         bench_decode(args, sdpa, sdpa_kernel, SDPBackend, flex, create_block_mask)
-    if args.only == "decode":
+    if args.only == "backward":
+        bench_backward(args, sdpa, sdpa_kernel, SDPBackend, flex, create_block_mask)
+    if args.only in ("decode", "backward"):
         return
     slopes = alibi_slopes(H).cuda()
     lengths = [2048] if args.quick else [2048, 8192]
@@ -167,6 +223,9 @@ def main():
                 except Exception as e:
                     print(f"  flex {mod} S={s} D={d}: {type(e).__name__}: {e}"[:300], file=sys.stderr)
                     emit("flex", mod, s, d, float("nan"))
+    # Last: compiling flex's backward graphs takes long, and a time-out should cost only these rows.
+    if args.only is None:
+        bench_backward(args, sdpa, sdpa_kernel, SDPBackend, flex, create_block_mask)
 
 
 if __name__ == "__main__":
