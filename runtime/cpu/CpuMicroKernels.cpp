@@ -11,31 +11,30 @@ namespace attnc::cpu {
 
 namespace {
 
-void gemm_scalar(int32_t m, int32_t n, int32_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
-                 int64_t ldc, bool accumulate) {
+// C (=|+=) A B with A's element (i, kk) at a[i rs + kk cs]: A itself, or the transpose of a stored
+// matrix (gemm_at).
+void gemm_strided_scalar(int32_t m, int32_t n, int32_t k, const float* a, int64_t rs, int64_t cs, const float* b,
+                         int64_t ldb, float* c, int64_t ldc, bool accumulate) {
   for (int32_t i = 0; i < m; ++i) {
     float* c_row = c + i * ldc;
     if (!accumulate) std::fill(c_row, c_row + n, 0.0f);
     // i-k-j order: the innermost loop is a contiguous axpy the compiler can vectorise.
     for (int32_t kk = 0; kk < k; ++kk) {
-      const float a_ik = a[i * lda + kk];
+      const float a_ik = a[i * rs + kk * cs];
       const float* b_row = b + kk * ldb;
       for (int32_t j = 0; j < n; ++j) c_row[j] += a_ik * b_row[j];
     }
   }
 }
 
+void gemm_scalar(int32_t m, int32_t n, int32_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                 int64_t ldc, bool accumulate) {
+  gemm_strided_scalar(m, n, k, a, lda, 1, b, ldb, c, ldc, accumulate);
+}
+
 void gemm_at_scalar(int32_t m, int32_t n, int32_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
                     int64_t ldc, bool accumulate) {
-  for (int32_t i = 0; i < m; ++i) {
-    float* c_row = c + i * ldc;
-    if (!accumulate) std::fill(c_row, c_row + n, 0.0f);
-    for (int32_t kk = 0; kk < k; ++kk) {
-      const float a_ik = a[kk * lda + i];
-      const float* b_row = b + kk * ldb;
-      for (int32_t j = 0; j < n; ++j) c_row[j] += a_ik * b_row[j];
-    }
-  }
+  gemm_strided_scalar(m, n, k, a, 1, lda, b, ldb, c, ldc, accumulate);
 }
 
 void softmax_tile_scalar(float* s, int64_t lds, int32_t rows, int32_t cols, float c, float* row_max, float* row_sum,

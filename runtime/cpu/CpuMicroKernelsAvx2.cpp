@@ -2,6 +2,7 @@
 // ATTNC_CPU_ISA=avx2, a path the tests check on any machine that has AVX2). Target attributes, not
 // -mavx2, so the library still runs on older CPUs; avx2_micro_kernels() checks the CPU first.
 #include "runtime/cpu/CpuMicroKernels.h"
+#include "runtime/cpu/RowBlocks.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
@@ -94,20 +95,10 @@ ATTNC_AVX2 void gemm_strided_avx2(int32_t m, int32_t n, int32_t k, const float* 
     const int vecs = (width + 7) / 8;
     const __m256i last = tail_mask(width - 8 * (vecs - 1));
     const BlockFn full = block_for(kRows, vecs);
-    // Blocks of kRows rows; a short last block of r < kRows - 1 rows is merged with the one before
-    // and the kRows + r rows split into two nearly equal blocks (64 rows: 9 x 6 + 2 x 5 instead of
-    // 10 x 6 + 4), since a block of 4 or fewer rows spends twice the loads per FMA.
-    const int32_t tail = m % kRows;
-    const int32_t even_end = m >= kRows && tail > 0 && tail < kRows - 1 ? m - kRows - tail : m - tail;
-    int32_t i0 = 0;
-    for (; i0 < even_end; i0 += kRows) {
-      full(k, a + i0 * rs, rs, cs, b + j0, ldb, c + i0 * ldc + j0, ldc, accumulate, last);
-    }
-    while (i0 < m) {
-      const int32_t left = m - i0, rows = left > kRows ? (left + 1) / 2 : left;
-      block_for(rows, vecs)(k, a + i0 * rs, rs, cs, b + j0, ldb, c + i0 * ldc + j0, ldc, accumulate, last);
-      i0 += rows;
-    }
+    for_each_row_block(m, kRows, [&](int32_t i0, int32_t rows) {
+      (rows == kRows ? full : block_for(rows, vecs))(k, a + i0 * rs, rs, cs, b + j0, ldb, c + i0 * ldc + j0, ldc,
+                                                      accumulate, last);
+    });
   }
 }
 
