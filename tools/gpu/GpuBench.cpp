@@ -14,9 +14,12 @@
 //            device-to-device copy rate (read + write) over a buffer of the K+V size.
 //   linear   causal linear attention, B=4, H=16, S in {2048, 8192}, D=128, bf16; TFLOP/s of the
 //            chunkwise form's 4 * B * H * S * D * D.
+//   backward attention_backward (the CUDA backward family) after one forward per case, B=4, H=16,
+//            S in {2048, 8192}, D=128, bf16: no mod, causal, softcap 20; TFLOP/s counting 2.5x the
+//            forward's unmasked work (five products against two), as torch_peers.py counts it.
 //
-// Usage: attnc_gpu_bench [--quick] [--reps N] [--warmup N] [--only forward|decode|linear]
-// (--quick: S=2048 only for forward and linear)
+// Usage: attnc_gpu_bench [--quick] [--reps N] [--warmup N] [--only forward|decode|linear|backward]
+// (--quick: S=2048 only for forward, linear and backward)
 
 #include <algorithm>
 #include <cstdint>
@@ -177,6 +180,34 @@ void bench_linear(const Settings& settings) {
   }
 }
 
+void bench_backward(const Settings& settings) {
+  const int64_t B = 4, H = 16, D = 128;
+  std::vector<int64_t> lengths = {2048};
+  if (!settings.quick) lengths.push_back(8192);
+  for (int64_t S : lengths) {
+    const Tensor q = random_device({B, H, S, D}, 31), k = random_device({B, H, S, D}, 32),
+                 v = random_device({B, H, S, D}, 33), dout = random_device({B, H, S, D}, 34);
+    Tensor out = cuda::empty_device_tensor(DType::BF16, {B, H, S, D});
+    Tensor lse = cuda::empty_device_tensor(DType::F32, {B, H, S});
+    AttentionGradients grads;
+    grads.dq = cuda::empty_device_tensor(DType::BF16, {B, H, S, D});
+    grads.dk = cuda::empty_device_tensor(DType::BF16, {B, H, S, D});
+    grads.dv = cuda::empty_device_tensor(DType::BF16, {B, H, S, D});
+    for (const std::string name : {"none", "causal", "softcap"}) {
+      std::optional<Mod> score = score_mod_for(name, H), mask;
+      if (name == "causal") mask = causal_mod();
+      AttentionOptions options;
+      options.score_mod = score ? &*score : nullptr;
+      options.mask_mod = mask ? &*mask : nullptr;
+      attention(q, k, v, out, options, &lse);
+      const double ms = median_ms([&] { attention_backward(q, k, v, out, lse, dout, grads, options); }, settings.reps,
+                                  settings.warmup);
+      const double flops = 2.5 * 4.0 * B * H * D * kept_pairs(name, S);
+      emit("attnc_backward", "backward", name, S, D, ms, flops / (ms * 1e-3) / 1e12, "TFLOP/s");
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -192,7 +223,8 @@ int main(int argc, char** argv) {
     } else if (arg == "--only" && i + 1 < argc) {
       settings.only = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: %s [--quick] [--reps N] [--warmup N] [--only forward|decode|linear]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--quick] [--reps N] [--warmup N] [--only forward|decode|linear|backward]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -213,6 +245,7 @@ int main(int argc, char** argv) {
         {"decode", [&] { bench_decode(settings); }},
         {"forward", [&] { bench_forward(settings, info.arch(), hopper); }},
         {"linear", [&] { bench_linear(settings); }},
+        {"backward", [&] { bench_backward(settings); }},
     };
     for (const auto& [name, run] : sections) {
       if (!wanted(name)) continue;

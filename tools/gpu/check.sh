@@ -10,8 +10,9 @@
 #              and ATTNC_BINARY pointing at this checkout and the staged attnc (the compile-only
 #              "[cuda]" tests, NVRTC and ptxas, need no GPU: they run on the build machine)
 #   3. bench   attnc_gpu_bench (forward: the flash and Hopper families; decode: contiguous, paged,
-#              windowed, with the same-run copy rate; linear attention) and tools/gpu/torch_peers.py
-#              (SDPA flash and cuDNN backends, compiled flex_attention) in the same run
+#              windowed, with the same-run copy rate; linear attention; the backward family) and
+#              tools/gpu/torch_peers.py (SDPA flash and cuDNN backends, compiled flex_attention,
+#              forward, decode and, last, backward) in the same run
 #   4. report  bench/results/gpu-<card>-<date>.md, also copied to $OUT with the logs
 #
 # Usage: tools/gpu/check.sh [test] [bench] [report]   (no stage named: all three, after the probe)
