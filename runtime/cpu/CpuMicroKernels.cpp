@@ -1,6 +1,8 @@
 // The portable micro-kernels and the run-time choice between instruction sets.
 #include "runtime/cpu/CpuMicroKernels.h"
 
+#include "runtime/core/Dropout.h"
+
 #include <algorithm>
 #include <bit>
 #include <cstdlib>
@@ -84,8 +86,31 @@ void softmax_backward_tile_scalar(const float* p, const float* dp, int64_t ld, i
   }
 }
 
+}  // namespace
+
+void dropout_keep_bits_scalar(uint32_t threshold, uint64_t seed, int32_t b, int32_t h, int32_t q_first, int32_t rows,
+                              int32_t kv_first, int32_t cols, uint64_t* bits) {
+  for (int32_t r = 0; r < rows; ++r) {
+    uint64_t row = 0;
+    for (int32_t c = 0; c < cols; ++c) {
+      if (dropout_keeps(threshold, seed, b, h, q_first + r, kv_first + c)) row |= uint64_t{1} << c;
+    }
+    bits[r] = row;
+  }
+}
+
+void dropout_apply_scalar(const float* src, float* dst, int64_t ld, int32_t rows, int32_t cols, const uint64_t* bits,
+                          float scale) {
+  for (int32_t r = 0; r < rows; ++r) {
+    for (int32_t c = 0; c < cols; ++c) dst[r * ld + c] = (bits[r] >> c & 1) != 0 ? src[r * ld + c] * scale : 0.0f;
+  }
+}
+
+namespace {
+
 const CpuMicroKernels kScalar{CpuIsa::Scalar, "scalar", gemm_scalar, softmax_tile_scalar, scale_rows_scalar,
-                              nullptr,        nullptr,  gemm_at_scalar, softmax_backward_tile_scalar};
+                              nullptr,        nullptr,  gemm_at_scalar, softmax_backward_tile_scalar,
+                              dropout_keep_bits_scalar, dropout_apply_scalar};
 
 constexpr CpuIsa kAllIsas[] = {CpuIsa::Avx512Bf16, CpuIsa::Avx512, CpuIsa::Avx2, CpuIsa::Scalar};
 

@@ -64,6 +64,18 @@ struct CpuMicroKernels {
   // exactly 0 where the probability is 0 (masked), whatever dp holds there.
   void (*softmax_backward_tile)(const float* p, const float* dp, int64_t ld, int32_t rows, int32_t cols,
                                 const float* delta, float* ds);
+
+  // Attention dropout's decisions for a tile (runtime/core/Dropout.h): bit c of bits[r] is set when
+  // element (b, h, q_first + r, kv_first + c) is kept, dropout_keeps(threshold, seed, ...), for
+  // r < rows and c < cols <= 64 (higher bits 0). The AVX-512 set draws 16 Philox4x32-10 streams per
+  // instruction; the others one at a time.
+  void (*dropout_keep_bits)(uint32_t threshold, uint64_t seed, int32_t b, int32_t h, int32_t q_first, int32_t rows,
+                            int32_t kv_first, int32_t cols, uint64_t* bits);
+
+  // dst[r][c] = bit c of bits[r] ? src[r][c] * scale : 0 for r < rows, c < cols <= 64 (row stride
+  // ld for both; dst may be src).
+  void (*dropout_apply)(const float* src, float* dst, int64_t ld, int32_t rows, int32_t cols, const uint64_t* bits,
+                        float scale);
 };
 
 const char* cpu_isa_name(CpuIsa isa);
@@ -83,6 +95,12 @@ const CpuMicroKernels& best_micro_kernels();
 
 // The portable kernels (always available).
 const CpuMicroKernels& scalar_micro_kernels();
+
+// The scalar dropout_keep_bits and dropout_apply (the AVX2 set uses them too).
+void dropout_keep_bits_scalar(uint32_t threshold, uint64_t seed, int32_t b, int32_t h, int32_t q_first, int32_t rows,
+                              int32_t kv_first, int32_t cols, uint64_t* bits);
+void dropout_apply_scalar(const float* src, float* dst, int64_t ld, int32_t rows, int32_t cols, const uint64_t* bits,
+                          float scale);
 
 // The scalar definition of gemm_bf16, the reference its vectorised versions are tested against.
 void gemm_bf16_reference(int32_t m, int32_t n, int32_t kp, const uint32_t* a, int64_t lda, const uint32_t* b,

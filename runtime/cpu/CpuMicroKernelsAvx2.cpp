@@ -216,7 +216,8 @@ ATTNC_AVX2 void softmax_backward_tile_avx2(const float* p, const float* dp, int6
 }
 
 const CpuMicroKernels kAvx2{CpuIsa::Avx2, "avx2",  gemm_avx2, softmax_tile_avx2, scale_rows_avx2,
-                            nullptr,      nullptr, gemm_at_avx2, softmax_backward_tile_avx2};
+                            nullptr,      nullptr, gemm_at_avx2, softmax_backward_tile_avx2,
+                            dropout_keep_bits_scalar, dropout_apply_scalar};
 
 }  // namespace
 

@@ -313,12 +313,73 @@ ATTNC_AVX512 void softmax_backward_tile_avx512(const float* p, const float* dp, 
   }
 }
 
+// The high 32 bits of x[i] * m for 16 unsigned lanes: vpmuludq multiplies the even lanes (as the
+// low halves of 64-bit lanes) and, after a shift, the odd ones.
+ATTNC_AVX512 inline __m512i mulhi_epu32(__m512i x, __m512i m) {
+  const __m512i even = _mm512_srli_epi64(_mm512_mul_epu32(x, m), 32);
+  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(x, 32), m);
+  return _mm512_mask_blend_epi32(0xAAAA, even, odd);
+}
+
+// dropout_keep_bits with 16 keys per vector: Philox4x32-10 (runtime/core/Dropout.h) on counters
+// (kv_first + c .. + 15, q_idx, h, b), the round keys shared by every lane.
+ATTNC_AVX512 void dropout_keep_bits_avx512(uint32_t threshold, uint64_t seed, int32_t b, int32_t h, int32_t q_first,
+                                           int32_t rows, int32_t kv_first, int32_t cols, uint64_t* bits) {
+  const __m512i mul0 = _mm512_set1_epi32(static_cast<int>(0xD2511F53u));
+  const __m512i mul1 = _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u));
+  __m512i k0[10], k1[10];
+  uint32_t key0 = static_cast<uint32_t>(seed), key1 = static_cast<uint32_t>(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    k0[round] = _mm512_set1_epi32(static_cast<int>(key0));
+    k1[round] = _mm512_set1_epi32(static_cast<int>(key1));
+    key0 += 0x9E3779B9u;
+    key1 += 0xBB67AE85u;
+  }
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  // Unsigned comparison: draw >= threshold.
+  const __m512i limit = _mm512_set1_epi32(static_cast<int>(threshold));
+  for (int32_t r = 0; r < rows; ++r) {
+    uint64_t row = 0;
+    for (int32_t c = 0; c < cols; c += 16) {
+      __m512i c0 = _mm512_add_epi32(_mm512_set1_epi32(kv_first + c), lanes);
+      __m512i c1 = _mm512_set1_epi32(q_first + r), c2 = _mm512_set1_epi32(h), c3 = _mm512_set1_epi32(b);
+#pragma GCC unroll 10
+      for (int round = 0; round < 10; ++round) {
+        const __m512i hi0 = mulhi_epu32(c0, mul0), lo0 = _mm512_mullo_epi32(c0, mul0);
+        const __m512i hi1 = mulhi_epu32(c2, mul1), lo1 = _mm512_mullo_epi32(c2, mul1);
+        c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), k0[round]);
+        c1 = lo1;
+        c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), k1[round]);
+        c3 = lo0;
+      }
+      const __mmask16 keep = _mm512_cmp_epu32_mask(c0, limit, _MM_CMPINT_NLT) & tail_mask(cols - c);
+      row |= uint64_t{keep} << c;
+    }
+    bits[r] = row;
+  }
+}
+
+ATTNC_AVX512 void dropout_apply_avx512(const float* src, float* dst, int64_t ld, int32_t rows, int32_t cols,
+                                       const uint64_t* bits, float scale) {
+  const __m512 factor = _mm512_set1_ps(scale);
+  for (int32_t r = 0; r < rows; ++r) {
+    for (int32_t c = 0; c < cols; c += 16) {
+      const __mmask16 in = tail_mask(cols - c);
+      const auto keep = static_cast<__mmask16>(bits[r] >> c);
+      const __m512 x = _mm512_maskz_loadu_ps(in, src + r * ld + c);
+      _mm512_mask_storeu_ps(dst + r * ld + c, in, _mm512_maskz_mul_ps(keep, x, factor));
+    }
+  }
+}
+
 const CpuMicroKernels kAvx512{CpuIsa::Avx512,      "avx512",          gemm_avx512, softmax_tile_avx512,
                               scale_rows_avx512,   nullptr,           nullptr,     gemm_at_avx512,
-                              softmax_backward_tile_avx512};
+                              softmax_backward_tile_avx512, dropout_keep_bits_avx512,
+                              dropout_apply_avx512};
 const CpuMicroKernels kAvx512Bf16{CpuIsa::Avx512Bf16,  "avx512-bf16",     gemm_avx512,          softmax_tile_avx512,
                                   scale_rows_avx512,   gemm_bf16_avx512,  round_to_bf16_avx512, gemm_at_avx512,
-                                  softmax_backward_tile_avx512};
+                                  softmax_backward_tile_avx512, dropout_keep_bits_avx512,
+                              dropout_apply_avx512};
 
 bool has_avx512() {
   __builtin_cpu_init();

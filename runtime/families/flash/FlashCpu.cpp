@@ -335,18 +335,12 @@ class FlashRun {
     }
   }
 
-  // P *= M / (1 - rate) on a tile's elements with P != 0 (a 0 stays 0 whatever the draw).
+  // P *= M / (1 - rate) on a tile (a 0 stays 0 whatever the draw).
   void drop(float* s, const Item& it, int32_t kv_first, int32_t cols) const {
-    const float keep_scale = flash_.dropout.keep_scale();
-    for (int32_t r = 0; r < it.rows; ++r) {
-      float* row = s + r * BLOCK_N;
-      for (int32_t c = 0; c < cols; ++c) {
-        if (row[c] == 0.0f) continue;
-        const bool keep = dropout_keeps(dropout_threshold_, flash_.dropout.seed, static_cast<int32_t>(it.b),
-                                        static_cast<int32_t>(it.h), it.q_pos + r, kv_first + c);
-        row[c] = keep ? row[c] * keep_scale : 0.0f;
-      }
-    }
+    uint64_t keep[BLOCK_M];
+    kernels_.dropout_keep_bits(dropout_threshold_, flash_.dropout.seed, static_cast<int32_t>(it.b),
+                               static_cast<int32_t>(it.h), it.q_pos, it.rows, kv_first, cols, keep);
+    kernels_.dropout_apply(s, s, BLOCK_N, it.rows, cols, keep, flash_.dropout.keep_scale());
   }
 
   const Tensor &q_, &k_, &v_, &out_;

@@ -378,25 +378,17 @@ class FlashBackwardRun {
     const float keep_scale = dropout_.keep_scale();
     // dV += (P * M * k)^T dO, through gemm_at (no transposed copy of P).
     const float* p_dropped = p;
+    uint64_t keep[BLOCK_M];  // the tile's dropout decisions, drawn once for P and dP
     if (dropout_.enabled()) {
-      float* dropped = w.dropped.get();
-      for (int32_t r = 0; r < t.rows; ++r) {
-        for (int32_t c = 0; c < t.cols; ++c) {
-          dropped[r * BLOCK_N + c] = keeps(t, r, c) ? p[r * BLOCK_N + c] * keep_scale : 0.0f;
-        }
-      }
-      p_dropped = dropped;
+      kernels_.dropout_keep_bits(threshold_, dropout_.seed, static_cast<int32_t>(t.b), static_cast<int32_t>(t.h),
+                                 t.q_pos, t.rows, t.kv_first, t.cols, keep);
+      kernels_.dropout_apply(p, w.dropped.get(), BLOCK_N, t.rows, t.cols, keep, keep_scale);
+      p_dropped = w.dropped.get();
     }
     kernels_.gemm_at(t.cols, static_cast<int32_t>(Dv), t.rows, p_dropped, BLOCK_N, do_tile, lddo, w.dv.get(), Dv, true);
     // dP = (dO V^T) * M * k, then dS' = P * (dP - D_i), exactly 0 where P is 0.
     kernels_.gemm(t.rows, t.cols, static_cast<int32_t>(Dv), do_tile, lddo, w.vt.get(), BLOCK_N, dp, BLOCK_N, false);
-    if (dropout_.enabled()) {
-      for (int32_t r = 0; r < t.rows; ++r) {
-        for (int32_t c = 0; c < t.cols; ++c) {
-          dp[r * BLOCK_N + c] = keeps(t, r, c) ? dp[r * BLOCK_N + c] * keep_scale : 0.0f;
-        }
-      }
-    }
+    if (dropout_.enabled()) kernels_.dropout_apply(dp, dp, BLOCK_N, t.rows, t.cols, keep, keep_scale);
     kernels_.softmax_backward_tile(p, dp, BLOCK_N, t.rows, t.cols, delta_.data() + row0, ds);
     for (const PreparedSite& site : sites_) scatter_site(site, t, raw, ds, w);
     if (d_score_) {
@@ -416,11 +408,6 @@ class FlashBackwardRun {
     std::lock_guard<std::mutex> guard(dq_locks_[static_cast<size_t>(lock)]);
     kernels_.gemm(t.rows, static_cast<int32_t>(D), t.cols, ds, BLOCK_N, w.k.get(), D, dq_row(t.b, t.h, t.q_first),
                   dq_sum_.stride(2), true);
-  }
-
-  bool keeps(const Tile& t, int32_t r, int32_t c) const {
-    return dropout_keeps(threshold_, dropout_.seed, static_cast<int32_t>(t.b), static_cast<int32_t>(t.h), t.q_pos + r,
-                         t.kv_first + c);
   }
 
   // dparam[index(site)] += dS' * d s'/d(element) over the tile's elements with P != 0.

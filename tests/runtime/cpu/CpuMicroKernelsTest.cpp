@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 
 #include "compiler/DType.h"
+#include "runtime/core/Dropout.h"
 
 using namespace attnc;
 using namespace attnc::cpu;
@@ -217,6 +218,42 @@ TEST_CASE("the bf16 products agree with their scalar definition, and rounding to
         CHECK(got == 0);  // padding to an even count
       } else {
         CHECK(got == 0xAAAA);  // past the padding: untouched
+      }
+    }
+  }
+}
+
+TEST_CASE("every set's dropout decisions are dropout_keeps, bit for bit", "[runtime][cpu][kernels][dropout]") {
+  std::vector<const CpuMicroKernels*> sets = vectorised_sets();
+  sets.push_back(&scalar_micro_kernels());
+  for (const CpuMicroKernels* kernels : sets) {
+    for (auto [rate, seed] : {std::pair{0.1f, uint64_t{1}}, {0.5f, uint64_t{0x123456789ABCDEFull}}, {0.9f, uint64_t{7}}}) {
+      for (auto [q_first, kv_first, rows, cols] :
+           {std::tuple{0, 0, 64, 64}, {1000, 4096, 7, 37}, {-5, 2147483000, 3, 40}, {12, 3, 1, 1}}) {
+        CAPTURE(kernels->name, rate, seed, q_first, kv_first, rows, cols);
+        const uint32_t threshold = dropout_threshold(rate);
+        std::vector<uint64_t> bits(size_t(rows), ~uint64_t{0});
+        kernels->dropout_keep_bits(threshold, seed, 3, 5, q_first, rows, kv_first, cols, bits.data());
+        for (int r = 0; r < rows; ++r) {
+          for (int c = 0; c < 64; ++c) {
+            const bool want = c < cols && dropout_keeps(threshold, seed, 3, 5, q_first + r, kv_first + c);
+            if (((bits[size_t(r)] >> c & 1) != 0) != want) FAIL_CHECK("row " << r << " column " << c);
+          }
+        }
+        // Applying the bits: kept elements scaled, dropped ones 0, nothing past the tile touched.
+        const int ld = 70;
+        std::vector<float> src(size_t(rows * ld)), got(size_t(rows * ld), 9.0f), want(size_t(rows * ld), 9.0f);
+        for (size_t i = 0; i < src.size(); ++i) src[i] = 0.25f * float(i % 13) - 1.0f;
+        kernels->dropout_apply(src.data(), got.data(), ld, rows, cols, bits.data(), 1.0f / (1.0f - rate));
+        dropout_apply_scalar(src.data(), want.data(), ld, rows, cols, bits.data(), 1.0f / (1.0f - rate));
+        CHECK(got == want);
+        for (int r = 0; r < rows; ++r) {
+          for (int c = 0; c < cols; ++c) {
+            const float expected = (bits[size_t(r)] >> c & 1) != 0 ? src[size_t(r * ld + c)] / (1.0f - rate) : 0.0f;
+            if (std::fabs(want[size_t(r * ld + c)] - expected) > 1e-6f) FAIL_CHECK("apply row " << r << " column " << c);
+          }
+          CHECK(got[size_t(r * ld + cols)] == 9.0f);
+        }
       }
     }
   }

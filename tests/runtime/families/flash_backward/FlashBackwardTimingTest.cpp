@@ -1,6 +1,6 @@
 // Timing of the CPU backward kernel against the CPU forward kernel (hidden: run it by name,
 // `test_runtime "[.backward_timing]"`, ATTNC_BACKWARD_TIMING_SEQ for S, ATTNC_BACKWARD_TIMING_RUNS for
-// the number of pairs). Both run the whole call, mods and all, on the same inputs. Forward and
+// the number of pairs, ATTNC_BACKWARD_TIMING_DROPOUT for a dropout rate in both passes). Both run the whole call, mods and all, on the same inputs. Forward and
 // backward runs alternate after a warm-up of each, and the ratio printed is the median of the pairs'
 // ratios: the shared build machine's speed drifts within a run, and a pair sees the same conditions.
 
@@ -48,9 +48,14 @@ TEST_CASE("backward against forward time on the CPU, causal, fp32, D = 128", "[.
   Tensor lse = Tensor::empty(DType::F32, {B, H, S});
   const char* runs_env = std::getenv("ATTNC_BACKWARD_TIMING_RUNS");
   const int runs = runs_env ? std::max(1, std::atoi(runs_env)) : 5;
+  const char* dropout_env = std::getenv("ATTNC_BACKWARD_TIMING_DROPOUT");
+  Dropout dropout;
+  if (dropout_env) dropout = Dropout{static_cast<float>(std::atof(dropout_env)), 42};
+  FlashOptions flash;
+  flash.dropout = dropout;
   AttentionGradients grads;
-  auto forward_call = [&] { flash_attention(q, k, v, out, options, &lse); };
-  auto backward_call = [&] { flash_attention_backward(q, k, v, out, lse, dout, grads, options); };
+  auto forward_call = [&] { flash_attention(q, k, v, out, options, flash, &lse); };
+  auto backward_call = [&] { flash_attention_backward(q, k, v, out, lse, dout, grads, options, dropout); };
   forward_call();  // warm-ups: JIT compilation, page faults
   backward_call();
   std::vector<double> forward, backward, ratios;
@@ -59,7 +64,7 @@ TEST_CASE("backward against forward time on the CPU, causal, fp32, D = 128", "[.
     backward.push_back(seconds_of(backward_call));
     ratios.push_back(backward.back() / forward.back());
   }
-  WARN("B=1 H=8 S=" << S << " D=128 causal fp32, " << runs << " pairs: forward median " << median(forward) * 1e3
+  WARN("B=1 H=8 S=" << S << " D=128 causal fp32, dropout " << dropout.rate << ", " << runs << " pairs: forward median " << median(forward) * 1e3
                     << " ms, backward median " << median(backward) * 1e3 << " ms, ratio (median of pairs) "
                     << median(ratios) << ", min " << *std::min_element(ratios.begin(), ratios.end()) << ", max "
                     << *std::max_element(ratios.begin(), ratios.end()));
