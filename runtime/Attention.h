@@ -53,9 +53,10 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const Dropout& dropout = {});
 
 // The forward pass with attention dropout (runtime/core/Dropout.h): out and the LSE before dropout,
-// what attention_backward needs. Without dropout it is attention(); with dropout, CPU tensors only,
-// through the CPU flash kernel (FlashOptions::dropout), which drops exactly the elements
-// standard_attention_dropout (the fp64 reference) and the backward pass drop.
+// what attention_backward needs. Without dropout it is attention(); with dropout, the CPU flash
+// kernel (FlashOptions::dropout) for CPU tensors and the CUDA flash (sm_80) template for device
+// tensors, both dropping exactly the elements standard_attention_dropout (the fp64 reference) and
+// the backward passes drop.
 void attention_dropout(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const AttentionOptions& options,
                        const Dropout& dropout, Tensor* lse);
 

@@ -6,6 +6,7 @@
 #include "runtime/Attention.h"
 #include "runtime/core/RuntimeError.h"
 #include "runtime/families/flash/FlashCpu.h"
+#include "runtime/families/flash/FlashCuda.h"
 #include "runtime/families/flash_backward/FlashBackwardCpu.h"
 #include "runtime/reference/ReferenceBackward.h"
 
@@ -37,6 +38,11 @@ void attention_dropout(const Tensor& q, const Tensor& k, const Tensor& v, Tensor
   if (!dropout.enabled()) {
     check_dropout("attention_dropout", dropout);
     attention(q, k, v, out, options, lse);
+    return;
+  }
+  if (q.device() == Device::Cuda) {
+    // The sm_80 flash template drops (the Hopper family does not yet): it runs on any card.
+    flash::flash_attention_cuda(q, k, v, out, options, lse, dropout);
     return;
   }
   for (auto [t, role] : {std::pair{&q, "q"}, {&k, "k"}, {&v, "v"}, {&out, "out"}})

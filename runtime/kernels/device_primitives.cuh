@@ -15,6 +15,9 @@
 #define ATTNC_ON_DEVICE 1
 #define ATTNC_UNROLL _Pragma("unroll")
 #endif
+#ifndef ATTNC_NO_UNROLL
+#define ATTNC_NO_UNROLL _Pragma("unroll 1")  // a loop kept rolled
+#endif
 #define ATTNC_DEVICE_INLINE __device__ __forceinline__
 // For constexpr helpers used in both compile-time sizes and device code: NVRTC rejects plain
 // (host-only) functions in JIT mode.
@@ -26,6 +29,9 @@
 #ifndef ATTNC_ON_DEVICE
 #define ATTNC_ON_DEVICE 0
 #define ATTNC_UNROLL
+#endif
+#ifndef ATTNC_NO_UNROLL
+#define ATTNC_NO_UNROLL
 #endif
 #define ATTNC_DEVICE_INLINE inline
 #define ATTNC_HOST_DEVICE

@@ -89,7 +89,8 @@ cuda::CuFunction FlashKernel::function() const {
 
 std::vector<unsigned char> FlashKernel::pack_arguments(const Tensor& q, const Tensor& k, const Tensor& v,
                                                        const Tensor& out, const Tensor* lse,
-                                                       const AttentionOptions& options, void* bounds) const {
+                                                       const AttentionOptions& options, void* bounds,
+                                                       const Dropout& dropout) const {
   const FlashSpec& spec = plan_.spec;
   Tensor lse_view = lse != nullptr ? *lse : Tensor();
   const AttentionShape shape = check_attention_args(
@@ -101,6 +102,11 @@ std::vector<unsigned char> FlashKernel::pack_arguments(const Tensor& q, const Te
   if (options.check_bounds != spec.check_bounds) {
     throw RuntimeError(fmt::format("{}: the kernel was compiled {} bounds checking, but the launch asks {} it", kLaunch,
                                    spec.check_bounds ? "with" : "without", options.check_bounds ? "for" : "not for"));
+  }
+  check_dropout(kLaunch, dropout);
+  if (dropout.enabled() != spec.dropout) {
+    throw RuntimeError(fmt::format("{}: the kernel was compiled {} dropout, but the launch asks {} it", kLaunch,
+                                   spec.dropout ? "with" : "without", dropout.enabled() ? "for" : "not for"));
   }
   check_layout(q, "q");
   check_layout(k, "k");
@@ -129,6 +135,9 @@ std::vector<unsigned char> FlashKernel::pack_arguments(const Tensor& q, const Te
   p.kv_len = as_int32(shape.kv_len);
   p.q_offset = options.q_offset;
   p.scale = options.scale.value_or(1.0f / std::sqrt(static_cast<float>(shape.head_dim)));
+  p.dropout_seed = dropout.seed;
+  p.dropout_threshold = dropout_threshold(dropout.rate);
+  p.dropout_keep_scale = dropout.keep_scale();
 
   const size_t mods_offset = align_up(kModsUnaligned, mods_.params_align);
   const size_t bounds_offset = align_up(mods_offset + mods_.params_size, alignof(void*));
@@ -142,15 +151,20 @@ std::vector<unsigned char> FlashKernel::pack_arguments(const Tensor& q, const Te
 
 void FlashKernel::launch(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor* lse,
                          const AttentionOptions& options, cuda::CuStream stream) const {
+  launch(q, k, v, out, lse, options, Dropout{}, stream);
+}
+
+void FlashKernel::launch(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor* lse,
+                         const AttentionOptions& options, const Dropout& dropout, cuda::CuStream stream) const {
   // Checks first: a bad call must not allocate, load or launch anything.
-  std::vector<unsigned char> bytes = pack_arguments(q, k, v, out, lse, options, nullptr);
+  std::vector<unsigned char> bytes = pack_arguments(q, k, v, out, lse, options, nullptr, dropout);
   const int64_t B = q.size(0), H = q.size(1), S = q.size(2);
   if (B == 0 || H == 0 || S == 0) return;
   cuda::CuFunction kernel = function();
   const unsigned grid_x = static_cast<unsigned>((S + plan_.tile.block_m - 1) / plan_.tile.block_m);
   std::optional<attnc_abi::BoundsReport> report =
       cuda::launch_with_bounds_report(plan_.spec.check_bounds, stream, [&](void* bounds) {
-        if (bounds != nullptr) bytes = pack_arguments(q, k, v, out, lse, options, bounds);
+        if (bounds != nullptr) bytes = pack_arguments(q, k, v, out, lse, options, bounds, dropout);
         void* params[] = {bytes.data()};
         cuda::CudaDriver::get().launch(kernel, grid_x, static_cast<unsigned>(H), static_cast<unsigned>(B), threads(), 1,
                                        1, static_cast<unsigned>(shared_bytes_), stream, params);
@@ -169,7 +183,7 @@ std::shared_ptr<const FlashKernel> load_flash_kernel(const FlashPlan& plan, Kern
 }
 
 void flash_attention_cuda(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                          const AttentionOptions& options, Tensor* lse) {
+                          const AttentionOptions& options, Tensor* lse, const Dropout& dropout) {
   // An undefined LSE is allocated on the device, freed with the last copy of the tensor.
   if (lse != nullptr && !lse->defined() && q.defined() && q.rank() >= 3) {
     *lse = cuda::empty_device_tensor(DType::F32, {q.size(0), q.size(1), q.size(2)});
@@ -183,6 +197,7 @@ void flash_attention_cuda(const Tensor& q, const Tensor& k, const Tensor& v, con
   spec.head_dim = static_cast<int>(q.size(3));
   spec.head_dim_v = static_cast<int>(v.size(3));
   spec.check_bounds = options.check_bounds;
+  spec.dropout = dropout.enabled();
   {
     // The device's architecture, asked once per process.
     static std::once_flag once;
@@ -206,7 +221,7 @@ void flash_attention_cuda(const Tensor& q, const Tensor& k, const Tensor& v, con
     std::lock_guard guard(mutex);
     loaded.emplace(text, kernel);
   }
-  kernel->launch(q, k, v, out, lse, options, nullptr);
+  kernel->launch(q, k, v, out, lse, options, dropout, nullptr);
   cuda::CudaDriver::get().synchronize(nullptr);
 }
 

@@ -23,6 +23,7 @@
 #include "compiler/CudaCodegen.h"
 #include "runtime/cache/KernelCache.h"
 #include "runtime/core/AttentionOptions.h"
+#include "runtime/core/Dropout.h"
 #include "runtime/core/Tensor.h"
 #include "runtime/cuda/CudaDriver.h"
 #include "runtime/families/flash/FlashSource.h"
@@ -54,11 +55,16 @@ class FlashKernel {
   // index; otherwise it returns without waiting.
   void launch(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor* lse,
               const AttentionOptions& options, cuda::CuStream stream = nullptr) const;
+  // The same with attention dropout (runtime/core/Dropout.h): the kernel must be compiled with
+  // FlashSpec::dropout exactly when `dropout` is enabled. lse stays the undropped softmax's.
+  void launch(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor* lse,
+              const AttentionOptions& options, const Dropout& dropout, cuda::CuStream stream = nullptr) const;
 
   // The bytes of the kernel's FlashParams argument for these tensors and options (checked as by
   // launch), for tests: the layout of flash_attention.cuh's FlashParams.
   std::vector<unsigned char> pack_arguments(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                                            const Tensor* lse, const AttentionOptions& options, void* bounds) const;
+                                            const Tensor* lse, const AttentionOptions& options, void* bounds,
+                                            const Dropout& dropout = {}) const;
 
  private:
   cuda::CuFunction function() const;  // loads the module on first use
@@ -85,6 +91,6 @@ std::shared_ptr<const FlashKernel> load_flash_kernel(const FlashPlan& plan, Kern
 // cuda::default_kernel_cache() and stay loaded for the life of the process; launches on the
 // default stream and waits. An undefined *lse is allocated on the device.
 void flash_attention_cuda(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                          const AttentionOptions& options, Tensor* lse);
+                          const AttentionOptions& options, Tensor* lse, const Dropout& dropout = {});
 
 }  // namespace attnc::flash

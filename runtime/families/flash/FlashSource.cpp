@@ -44,6 +44,7 @@ FlashPlan plan_flash_kernel(FlashSpec spec) {
   key.add("block_n", std::to_string(plan.tile.block_n));
   key.add("num_warps", std::to_string(plan.tile.num_warps));
   key.add("check_bounds", spec.check_bounds ? "1" : "0");
+  if (spec.dropout) key.add("dropout", "1");
   cuda::add_cuda_key_fields(key, flash_nvrtc_options(spec), family_template_hash());
   plan.spec = std::move(spec);
   return plan;
@@ -70,14 +71,15 @@ cuda::KernelProgram flash_program(const FlashPlan& plan, const ir::CudaModSource
   // The order flash_attention.cuh's header comment asks for: the template, the generated code, the
   // traits adapting it, then the instantiation.
   std::string& main = program.source;
-  main += fmt::format("// attnc kernel: {} head_dim={} head_dim_v={} {} {}{}\n", dtype_name(spec.dtype), spec.head_dim,
-                      spec.head_dim_v, spec.arch, to_string(plan.tile), mods.check_bounds ? " check_bounds" : "");
+  main += fmt::format("// attnc kernel: {} head_dim={} head_dim_v={} {} {}{}{}\n", dtype_name(spec.dtype),
+                      spec.head_dim, spec.head_dim_v, spec.arch, to_string(plan.tile),
+                      mods.check_bounds ? " check_bounds" : "", spec.dropout ? " dropout" : "");
   main += "#include \"flash_attention.cuh\"\n";
   main += fmt::format("#include \"{}\"\n", cuda::kGeneratedModsHeader);
   main += "#include \"generated_mods.cuh\"\n\n";
   main += fmt::format(
-      "ATTNC_INSTANTIATE_FLASH_FORWARD({}, attnc_abi::GeneratedMods, attnc_dev::{}, {}, {}, {}, {}, {})\n", kEntry,
-      spec.dtype == DType::F16 ? "f16_t" : "bf16_t", spec.head_dim, spec.head_dim_v, plan.tile.block_m,
+      "ATTNC_INSTANTIATE_FLASH_FORWARD{}({}, attnc_abi::GeneratedMods, attnc_dev::{}, {}, {}, {}, {}, {})\n",
+      spec.dropout ? "_DROPOUT" : "", kEntry, spec.dtype == DType::F16 ? "f16_t" : "bf16_t", spec.head_dim, spec.head_dim_v, plan.tile.block_m,
       plan.tile.block_n, plan.tile.num_warps);
   return program;
 }

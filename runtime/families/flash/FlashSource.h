@@ -4,8 +4,9 @@
 // runtime/families/flash/FlashCuda.h; the CPU counterpart runtime/families/flash/FlashCpu.h.
 //
 // The key's fields, in order: score_mod, mask_mod (signatures or "none"), dtype, head_dim,
-// head_dim_v, block_m, block_n, num_warps, check_bounds, then the CUDA fields every family ends
-// with (arch, nvrtc, template, option...; runtime/cuda/CompileThroughCache.h). The template field
+// head_dim_v, block_m, block_n, num_warps, check_bounds, dropout ("1", only in the keys of kernels
+// that drop), then the CUDA fields every family ends with (arch, nvrtc, template, option...;
+// runtime/cuda/CompileThroughCache.h). The template field
 // hashes flash_attention.cuh, generated_mods.cuh and what they include, nothing else.
 
 #include <string>
@@ -30,6 +31,7 @@ struct FlashSpec {
   int head_dim_v = 128;        // of v and out
   std::string arch = "sm_80";  // one of kCudaArchitectures
   bool check_bounds = false;   // device-side bounds checking of the mods' tensor loads
+  bool dropout = false;        // attention dropout on P (the rate and seed are launch arguments)
 };
 
 // A spec checked and resolved: the template's tiles and the cache key (with the NVRTC version

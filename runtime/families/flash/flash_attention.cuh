@@ -14,7 +14,10 @@
 //                                     (q_offset + row, column): q_offset places the rows in a longer
 //                                     sequence (a KV cache, a ring shard); 0 for plain tensors
 //   m' = max(m, rowmax x);  P = 2^(x - m');  l = 2^(m - m') l + rowsum P;  O = 2^(m - m') O + P V
-// and finally writes O / l in the input dtype and lse = ln(2) (m + log2 l). Working in base 2 lets
+// and finally writes O / l in the input dtype and lse = ln(2) (m + log2 l). Kernels instantiated with
+// DROPOUT (ATTNC_INSTANTIATE_FLASH_FORWARD_DROPOUT) replace P in O's update, after l took it whole, by
+// P M / (1 - rate) with M the Philox decisions of runtime/kernels/dropout.cuh (those of the CPU
+// kernels and the reference), drawn per tile before S exists. Working in base 2 lets
 // one ex2 instruction replace exp; without a score mod, log2(e) is folded into the scale so each
 // score costs one multiply. The scores of P are never written to memory: the mma accumulator
 // layout of S is, pair by pair, the A-operand layout of P for P V.
@@ -60,6 +63,7 @@
 // chooses the last three per head dim and architecture.
 
 #include "device_primitives.cuh"
+#include "dropout.cuh"
 #include "mod_abi.cuh"
 
 namespace attnc_flash {
@@ -88,6 +92,11 @@ struct FlashParams {
   int32_t batch, num_heads, num_kv_heads, q_len, kv_len;
   int32_t q_offset;  // the mods see q_idx = q_offset + row (0 for plain tensors; a cache position)
   float scale;       // multiplies q.k before the score mod (usually 1 / sqrt(D))
+  // Attention dropout (kernels instantiated with DROPOUT only; runtime/core/Dropout.h): P is kept
+  // where dropout_keeps(threshold, seed, b, h, q_idx, kv_idx), scaled by keep_scale, else 0.
+  uint64_t dropout_seed;
+  uint32_t dropout_threshold;
+  float dropout_keep_scale;
   ModParams mods;
   BoundsReport* bounds;  // where mods record an out-of-range index (kCheckBounds), or null
 };
@@ -95,7 +104,8 @@ struct FlashParams {
 ATTNC_HOST_DEVICE constexpr int max_int(int a, int b) { return a > b ? a : b; }  // compile-time sizes
 ATTNC_DEVICE_INLINE int min_int(int a, int b) { return a < b ? a : b; }
 
-template <class Mods, class Elem, int HEAD_DIM, int HEAD_DIM_V, int BLOCK_M, int BLOCK_N, int NUM_WARPS>
+template <class Mods, class Elem, int HEAD_DIM, int HEAD_DIM_V, int BLOCK_M, int BLOCK_N, int NUM_WARPS,
+          bool DROPOUT = false>
 struct FlashForward {
   using Params = FlashParams<typename Mods::Params>;
 
@@ -206,10 +216,12 @@ struct FlashForward {
 
         const Elem* k_tile = smem + stage * kStage;
         const Elem* v_tile = k_tile + kKTile;
+        const int kv_first = tile * BLOCK_N;
+        uint32_t keep[kRowBlocks] = {};
+        if (DROPOUT) draw_dropout(keep, p, b, h, p.q_offset + q_first + warp * kWarpRows, kv_first, lane);
         float s[kRowBlocks][kScoreTiles][4];
         compute_scores(s, q_frag, q_tile, k_tile, warp, lane);
 
-        const int kv_first = tile * BLOCK_N;
         const bool on_edge = kv_first + BLOCK_N > p.kv_len || q_first + BLOCK_M > p.q_len;
         if (tile_class == kTilePartial || on_edge) {
           apply_mods<true>(s, p, point, p.q_offset + q_first + warp * kWarpRows, kv_first,
@@ -217,7 +229,7 @@ struct FlashForward {
         } else {
           apply_mods<false>(s, p, point, p.q_offset + q_first + warp * kWarpRows, kv_first, false, lane);
         }
-        online_softmax_and_pv(acc, s, v_tile, lane);
+        online_softmax_and_pv(acc, s, v_tile, lane, p, keep);
 
         attnc_dev::block_barrier();  // all warps are done with this stage before it is refilled
         stage ^= 1;
@@ -367,9 +379,35 @@ struct FlashForward {
     }
   }
 
-  // The online-softmax update for one key tile, then O += P V.
+  // Attention dropout's decisions for this thread's elements of a key tile, drawn before the scores
+  // exist: Philox's ten rounds need a dozen registers, which the kernel at head dim 128 has only
+  // while S is not live (drawn beside S, ptxas spilled 56-92 bytes). Bit 4 n + i of keep[r] is
+  // element i of score tile n in row block r, at (q_idx, kv_idx) as apply_mods places it.
+  static_assert(kScoreTiles * 4 <= 32, "a row block's decisions fit one 32-bit mask");
+  static ATTNC_DEVICE_INLINE void draw_dropout(uint32_t (&keep)[kRowBlocks], const Params& p, int b, int h,
+                                               int warp_q_pos, int kv_first, int lane) {
+    ATTNC_UNROLL
+    for (int r = 0; r < kRowBlocks; ++r) {
+      uint32_t bits = 0;
+      // One draw at a time (not unrolled): unrolled, the compiler interleaves the 32 draws for
+      // parallelism and spills hundreds of bytes.
+      ATTNC_NO_UNROLL
+      for (int j = 0; j < kScoreTiles * 4; ++j) {
+        const int n = j / 4, i = j % 4;
+        const int q_idx = warp_q_pos + r * 16 + lane / 4 + (i >= 2 ? 8 : 0);
+        const int kv_idx = kv_first + n * 8 + 2 * (lane % 4) + (i & 1);
+        if (attnc_dev::dropout_keeps(p.dropout_threshold, p.dropout_seed, b, h, q_idx, kv_idx)) bits |= 1u << j;
+      }
+      keep[r] = bits;
+    }
+  }
+
+  // The online-softmax update for one key tile, then O += P V. With DROPOUT, P is dropped (by
+  // `keep`, from draw_dropout) after the row sum took it whole: the normaliser is the undropped
+  // softmax's.
   static ATTNC_DEVICE_INLINE void online_softmax_and_pv(Accumulators& acc, float (&s)[kRowBlocks][kScoreTiles][4],
-                                                        const Elem* v_tile, int lane) {
+                                                        const Elem* v_tile, int lane, const Params& p,
+                                                        const uint32_t (&keep)[kRowBlocks]) {
     ATTNC_UNROLL
     for (int r = 0; r < kRowBlocks; ++r) {
       ATTNC_UNROLL
@@ -396,6 +434,9 @@ struct FlashForward {
             const float prob = attnc_dev::fast_exp2(s[r][n][2 * half + e] - base);
             s[r][n][2 * half + e] = prob;
             sum += prob;
+            if (DROPOUT) {
+              s[r][n][2 * half + e] = (keep[r] >> (4 * n + 2 * half + e) & 1u) != 0 ? prob * p.dropout_keep_scale : 0.0f;
+            }
           }
         }
         acc.row_sum[r][half] = acc.row_sum[r][half] * correction + sum;
@@ -486,4 +527,11 @@ struct FlashForward {
   extern "C" ATTNC_KERNEL void ATTNC_LAUNCH_BOUNDS(NUM_WARPS * 32)                                           \
       NAME(const attnc_flash::FlashParams<MODS::Params> params) {                                            \
     attnc_flash::FlashForward<MODS, ELEM, HEAD_DIM, HEAD_DIM_V, BLOCK_M, BLOCK_N, NUM_WARPS>::run(params);   \
+  }
+
+// The same with attention dropout (FlashParams' dropout fields).
+#define ATTNC_INSTANTIATE_FLASH_FORWARD_DROPOUT(NAME, MODS, ELEM, HEAD_DIM, HEAD_DIM_V, BLOCK_M, BLOCK_N, NUM_WARPS) \
+  extern "C" ATTNC_KERNEL void ATTNC_LAUNCH_BOUNDS(NUM_WARPS * 32)                                                   \
+      NAME(const attnc_flash::FlashParams<MODS::Params> params) {                                                    \
+    attnc_flash::FlashForward<MODS, ELEM, HEAD_DIM, HEAD_DIM_V, BLOCK_M, BLOCK_N, NUM_WARPS, true>::run(params);     \
   }

@@ -332,6 +332,39 @@ TEST_CASE("the main configurations compile without register spills", "[cuda][ptx
   }
 }
 
+TEST_CASE("the dropout kernels compile without register spills", "[cuda][ptxas][dropout]") {
+  if (!nvrtc_or_warn()) return;
+  const Mod causal = causal_mod(), softcap = softcap_mod(20.0f);
+  std::ofstream report;
+  if (const char* path = std::getenv("ATTNC_PTXAS_REPORT")) report.open(path, std::ios::app);
+  for (const char* arch : {"sm_80", "sm_90"}) {
+    for (int head_dim : {64, 128}) {
+      for (bool with_softcap : {false, true}) {
+        CAPTURE(arch, head_dim, with_softcap);
+        FlashSpec spec = flash_spec(with_softcap ? &softcap : nullptr, &causal, DType::BF16, head_dim, arch);
+        spec.dropout = true;
+        const FlashPlan plan = plan_flash_kernel(spec);
+        CHECK(plan.key.serialize().find("dropout") != std::string::npos);  // not the undropped kernel's key
+        NvrtcOptions options = flash_nvrtc_options(plan.spec);
+        options.extra = {"--ptxas-options=-v"};
+        const CompiledKernel compiled = Nvrtc::get().compile(flash_program(plan, flash_mods(plan.spec)), options);
+        INFO(compiled.log);
+        std::smatch match;
+        REQUIRE(std::regex_search(compiled.log, match,
+                                  std::regex(R"((\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads)")));
+        CHECK(match[2] == "0");
+        CHECK(match[3] == "0");
+        std::smatch regs;
+        REQUIRE(std::regex_search(compiled.log, regs, std::regex(R"(Used (\d+) registers)")));
+        if (report.is_open()) {
+          report << arch << " bf16 d" << head_dim << (with_softcap ? " softcap+causal" : " causal")
+                 << " dropout regs=" << regs[1] << " spill_st=" << match[2] << " spill_ld=" << match[3] << "\n";
+        }
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // On the GPU, against the reference.
 

@@ -21,12 +21,14 @@
 
 #include "compiler/DType.h"
 #include "dsl/Errors.h"
+#include "runtime/core/Dropout.h"
 #include "runtime/core/Mods.h"
 #include "runtime/core/RuntimeError.h"
 #include "runtime/emulation/HostEmulation.h"
 #include "runtime/families/flash/TileConfig.h"
 #include "runtime/families/flash/flash_attention.cuh"
 #include "runtime/reference/ReferenceAttention.h"
+#include "runtime/reference/ReferenceBackward.h"
 #include "tests/support/TestPaths.h"
 #include "tests/support/TestTensors.h"
 
@@ -204,9 +206,10 @@ struct Outputs {
   emu::LaunchStats stats;
 };
 
-template <class Mods, class Elem, int D, int DV, int BM, int BN, int W>
-Outputs run_template(const Inputs& in, const typename Mods::Params& mods, bool with_lse = true, int32_t q_offset = 0) {
-  using Kernel = attnc_flash::FlashForward<Mods, Elem, D, DV, BM, BN, W>;
+template <class Mods, class Elem, int D, int DV, int BM, int BN, int W, bool DROPOUT = false>
+Outputs run_template(const Inputs& in, const typename Mods::Params& mods, bool with_lse = true, int32_t q_offset = 0,
+                     const Dropout& dropout = {}) {
+  using Kernel = attnc_flash::FlashForward<Mods, Elem, D, DV, BM, BN, W, DROPOUT>;
   const int64_t B = in.q.size(0), H = in.q.size(1), S = in.q.size(2);
   Outputs result;
   result.out = Tensor::empty(in.q.dtype(), {B, H, S, DV});
@@ -234,6 +237,9 @@ Outputs run_template(const Inputs& in, const typename Mods::Params& mods, bool w
   p.kv_len = static_cast<int32_t>(in.k.size(2));
   p.q_offset = q_offset;
   p.scale = 1.0f / std::sqrt(static_cast<float>(D));
+  p.dropout_seed = dropout.seed;
+  p.dropout_threshold = dropout_threshold(dropout.rate);
+  p.dropout_keep_scale = dropout.keep_scale();
   p.mods = mods;
   p.bounds = nullptr;
 
@@ -495,6 +501,33 @@ TEST_CASE("flash attention applies a causal mask, in both dtypes and for each he
   check_production_config<CausalMods, f16_t, 128>(shape, {}, nullptr, &causal);
   // A smaller tile, so that most tiles are FULL or EMPTY and few PARTIAL.
   check_against_reference<CausalMods, bf16_t, 64, 64, 32, 16, 2>(shape, {}, nullptr, &causal);
+}
+
+TEST_CASE("flash attention with dropout drops the fp64 reference's elements", "[runtime][flash][dropout]") {
+  // Odd lengths, GQA 2:1 and a query offset; causal, so masked elements (P = 0) meet the draws.
+  const Mod causal = causal_mod();
+  const Shape shape{2, 4, 2, 77, 133};
+  const Dropout dropout{0.3f, 0xABCDEF0123ull};
+  AttentionOptions options;
+  options.mask_mod = &causal;
+  options.q_offset = 56;
+  for (bool bf16 : {true, false}) {
+    CAPTURE(bf16);
+    const Inputs in = bf16 ? make_inputs<bf16_t>(shape, 64, 64, 9) : make_inputs<f16_t>(shape, 64, 64, 9);
+    const Outputs got =
+        bf16 ? run_template<CausalMods, bf16_t, 64, 64, 128, 64, 8, true>(in, {}, true, 56, dropout)
+             : run_template<CausalMods, f16_t, 64, 64, 128, 64, 8, true>(in, {}, true, 56, dropout);
+    Tensor want = Tensor::empty(DType::F32, {2, 4, 77, 64}), want_lse;
+    standard_attention_dropout(in.q, in.k, in.v, want, options, dropout, &want_lse);
+    const double error = attnc_test::relative_error(got.out, want);
+    CAPTURE(error);
+    CHECK(error < (bf16 ? 1e-2 : 1e-3));
+    check_lse(got.lse, want_lse);  // the undropped softmax's
+    // Without the draws the output is another: the test sees the dropping.
+    const Outputs undropped = bf16 ? run_template<CausalMods, bf16_t, 64, 64, 128, 64, 8>(in, {}, true, 56)
+                                   : run_template<CausalMods, f16_t, 64, 64, 128, 64, 8>(in, {}, true, 56);
+    CHECK(attnc_test::relative_error(undropped.out, want) > 0.1);
+  }
 }
 
 TEST_CASE("flash attention applies a sliding window", "[runtime][flash]") {
