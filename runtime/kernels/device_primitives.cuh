@@ -343,4 +343,18 @@ ATTNC_DEVICE_INLINE void store_global_16(void* address, const U32x4& value) {
 #endif
 }
 
+// ---------------------------------------------------------------------------------------------
+// Added for the backward family (runtime/families/flash_backward/): an atomic fp32 add to global
+// memory whose result is not needed (red.global.add.f32; `address` 4-byte aligned). The order in
+// which concurrent adds land is unspecified on the GPU, so sums built with it are not bit-for-bit
+// reproducible there.
+
+ATTNC_DEVICE_INLINE void atomic_add_f32(float* address, float value) {
+#if ATTNC_ON_DEVICE
+  asm volatile("red.global.add.f32 [%0], %1;" ::"l"(address), "f"(value) : "memory");
+#else
+  attnc::host_emulation::atomic_add_f32(address, value);
+#endif
+}
+
 }  // namespace attnc_dev
