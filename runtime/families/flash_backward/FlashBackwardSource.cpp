@@ -35,7 +35,7 @@ flash::TileConfig choose_backward_tile_config(int head_dim, int head_dim_v) {
         "{} (v)",
         head_dim, head_dim_v));
   }
-  return flash::TileConfig{head_dim <= 64 && head_dim_v <= 64 ? 64 : 32, 64, 4};
+  return flash::TileConfig{head_dim <= 64 && head_dim_v <= 64 ? 32 : 16, 64, 4};
 }
 
 size_t flash_backward_shared_bytes(const flash::TileConfig& config, int head_dim, int head_dim_v) {
@@ -114,6 +114,9 @@ ir::CudaModSource flash_backward_mods(const FlashBackwardSpec& spec, bool annota
 cuda::NvrtcOptions flash_backward_nvrtc_options(const FlashBackwardSpec& spec) {
   cuda::NvrtcOptions options;
   options.arch = spec.arch;
+  // Left to its own heuristics, ptxas sizes some specialisations for three CTAs per SM (168
+  // registers) and spills there; the kernel is meant to run with all 255 (two CTAs of 128 threads).
+  options.extra = {"--maxrregcount=255"};
   return options;
 }
 

@@ -48,9 +48,9 @@ struct FlashBackwardPlan {
 // larger head dims would not fit the registers of one warp's 16 keys).
 bool is_supported_backward_head_dim(int head_dim);
 
-// The tiles for (head_dim, head_dim_v): 4 warps and 64 keys per CTA; 64 query rows per step up to
-// head dim 64, 32 above (the fp32 dK and dV rows then take 128 registers per thread). RuntimeError
-// for an unsupported head dim.
+// The tiles for (head_dim, head_dim_v): 4 warps and 64 keys per CTA; 32 query rows per step up to
+// head dim 64, 16 above (the fp32 dK and dV rows then take 128 registers per thread, and larger
+// steps spill). RuntimeError for an unsupported head dim.
 flash::TileConfig choose_backward_tile_config(int head_dim, int head_dim_v);
 
 // The dynamic shared memory of the main kernel for a configuration, exactly

@@ -67,7 +67,7 @@
 //   <the generated code: namespace attnc_gen { ... } with d_score>
 //   #include "generated_backward_mods.cuh"
 //   ATTNC_INSTANTIATE_FLASH_BACKWARD(attnc_flash_backward, attnc_abi::GeneratedBackwardMods,
-//                                    attnc_dev::bf16_t, 128, 128, 32, 64, 4)
+//                                    attnc_dev::bf16_t, 128, 128, 16, 64, 4)
 // which defines three extern "C" kernels, NAME_preprocess, NAME and NAME_convert_dq, all taking
 // FlashBackwardParams<Mods::Params>, for (element type, HEAD_DIM, HEAD_DIM_V, BLOCK_M, BLOCK_N,
 // NUM_WARPS); runtime/families/flash_backward/FlashBackwardSource.h chooses the last three.
@@ -162,8 +162,9 @@ struct FlashBackward {
                 "tiles are walked in k16 steps and loaded by ldmatrix.x4 in pairs of n8 tiles");
   static_assert(sizeof(Elem) == 2, "16-bit inputs only");
 
-  // dQ = dS K is computed in m16 x kDqCols blocks (kDqCols fp32 / 4 accumulators per thread).
-  static constexpr int kDqCols = min_int(HEAD_DIM, 64);
+  // dQ = dS K is computed in m16 x kDqCols blocks (kDqCols / 4 fp32 accumulators per thread, few
+  // enough to sit beside dK and dV without spilling).
+  static constexpr int kDqCols = min_int(HEAD_DIM, 32);
   static_assert(HEAD_DIM % kDqCols == 0 && kDqCols % 16 == 0, "dQ column blocks");
   static constexpr int kDqBlocks = kMSteps * (HEAD_DIM / kDqCols);
   static constexpr int kDqRounds = (kDqBlocks + NUM_WARPS - 1) / NUM_WARPS;
@@ -397,23 +398,27 @@ struct FlashBackward {
     }
   }
 
-  // The A fragment of rows [row0, row0 + 16) and columns [col0, col0 + 16) of a row-major tile.
-  static ATTNC_DEVICE_INLINE void load_a(uint32_t (&a)[4], const Elem* tile, int stride, int row0, int col0, int lane) {
+  // The A fragment of rows [row0, row0 + 16) and columns [col0, col0 + 16) of a row-major tile at
+  // shared address `tile` (shared_u32) with STRIDE elements per row.
+  template <int STRIDE>
+  static ATTNC_DEVICE_INLINE void load_a(uint32_t (&a)[4], uint32_t tile, int row0, int col0, int lane) {
     const int m = lane / 8;
-    attnc_dev::ldmatrix_x4(a, tile + (row0 + (m & 1) * 8 + lane % 8) * stride + col0 + (m >> 1) * 8);
+    attnc_dev::ldmatrix_x4_at(a, tile + 2 * ((row0 + (m & 1) * 8 + lane % 8) * STRIDE + col0 + (m >> 1) * 8));
   }
 
   // B fragments of two n8 tiles from a tile stored [n][k] (the col-major B operand): columns
   // [n0, n0 + 8) in {b[0], b[1]}, [n0 + 8, n0 + 16) in {b[2], b[3]}, for k in [k0, k0 + 16).
-  static ATTNC_DEVICE_INLINE void load_b_nk(uint32_t (&b)[4], const Elem* tile, int stride, int n0, int k0, int lane) {
+  template <int STRIDE>
+  static ATTNC_DEVICE_INLINE void load_b_nk(uint32_t (&b)[4], uint32_t tile, int n0, int k0, int lane) {
     const int m = lane / 8;
-    attnc_dev::ldmatrix_x4(b, tile + (n0 + (m >> 1) * 8 + lane % 8) * stride + k0 + (m & 1) * 8);
+    attnc_dev::ldmatrix_x4_at(b, tile + 2 * ((n0 + (m >> 1) * 8 + lane % 8) * STRIDE + k0 + (m & 1) * 8));
   }
 
   // The same from a tile stored [k][n] (the row-major B operand), by ldmatrix.trans.
-  static ATTNC_DEVICE_INLINE void load_b_kn(uint32_t (&b)[4], const Elem* tile, int stride, int n0, int k0, int lane) {
+  template <int STRIDE>
+  static ATTNC_DEVICE_INLINE void load_b_kn(uint32_t (&b)[4], uint32_t tile, int n0, int k0, int lane) {
     const int m = lane / 8;
-    attnc_dev::ldmatrix_x4_trans(b, tile + (k0 + (m & 1) * 8 + lane % 8) * stride + n0 + (m >> 1) * 8);
+    attnc_dev::ldmatrix_x4_trans_at(b, tile + 2 * ((k0 + (m & 1) * 8 + lane % 8) * STRIDE + n0 + (m >> 1) * 8));
   }
 
   // The A fragment of accumulator tiles 2 kk and 2 kk + 1 (one m16 x k16 block), rounded to 16 bits.
@@ -432,6 +437,8 @@ struct FlashBackward {
                                                const Elem* v_tile, Elem* ds_tile, int b, int h, int q_first,
                                                int kv_first, bool evaluate_mask, int warp, int lane) {
     const int key0 = warp * 16;  // the warp's first key in the tile
+    const uint32_t k_smem = attnc_dev::shared_u32(k_tile), v_smem = attnc_dev::shared_u32(v_tile);
+    const uint32_t q_smem = attnc_dev::shared_u32(st.q), do_smem = attnc_dev::shared_u32(st.dout);
 
     // S^T = K Q^T: A = the warp's keys, B = Q stored [query][d].
     float s[kQTiles][4];
@@ -443,11 +450,11 @@ struct FlashBackward {
     ATTNC_UNROLL
     for (int kk = 0; kk < kQkSteps; ++kk) {
       uint32_t a[4];
-      load_a(a, k_tile, kKStride, key0, kk * 16, lane);
+      load_a<kKStride>(a, k_smem, key0, kk * 16, lane);
       ATTNC_UNROLL
       for (int j = 0; j < kQTiles / 2; ++j) {
         uint32_t bf[4];
-        load_b_nk(bf, st.q, kKStride, j * 16, kk * 16, lane);
+        load_b_nk<kKStride>(bf, q_smem, j * 16, kk * 16, lane);
         const uint32_t b0[2] = {bf[0], bf[1]};
         const uint32_t b1[2] = {bf[2], bf[3]};
         attnc_dev::mma_m16n8k16<Elem>(s[2 * j], a, b0);
@@ -491,11 +498,20 @@ struct FlashBackward {
       ATTNC_UNROLL
       for (int j = 0; j < kDvTiles / 2; ++j) {
         uint32_t bf[4];
-        load_b_kn(bf, st.dout, kVStride, j * 16, kk * 16, lane);
+        load_b_kn<kVStride>(bf, do_smem, j * 16, kk * 16, lane);
         const uint32_t b0[2] = {bf[0], bf[1]};
         const uint32_t b1[2] = {bf[2], bf[3]};
         attnc_dev::mma_m16n8k16<Elem>(acc.dv[2 * j], a, b0);
         attnc_dev::mma_m16n8k16<Elem>(acc.dv[2 * j + 1], a, b1);
+      }
+    }
+
+    // P^T * ds'/ds from here on: the derivative's registers are free before dP^T needs its own.
+    if (Mods::kHasScoreGrad) {
+      ATTNC_UNROLL
+      for (int n = 0; n < kQTiles; ++n) {
+        ATTNC_UNROLL
+        for (int i = 0; i < 4; ++i) s[n][i] = s[n][i] == 0.0f ? 0.0f : s[n][i] * grad[n][i];  // not 0 * inf
       }
     }
 
@@ -509,11 +525,11 @@ struct FlashBackward {
     ATTNC_UNROLL
     for (int kk = 0; kk < kVdSteps; ++kk) {
       uint32_t a[4];
-      load_a(a, v_tile, kVStride, key0, kk * 16, lane);
+      load_a<kVStride>(a, v_smem, key0, kk * 16, lane);
       ATTNC_UNROLL
       for (int j = 0; j < kQTiles / 2; ++j) {
         uint32_t bf[4];
-        load_b_nk(bf, st.dout, kVStride, j * 16, kk * 16, lane);
+        load_b_nk<kVStride>(bf, do_smem, j * 16, kk * 16, lane);
         const uint32_t b0[2] = {bf[0], bf[1]};
         const uint32_t b1[2] = {bf[2], bf[3]};
         attnc_dev::mma_m16n8k16<Elem>(dp[2 * j], a, b0);
@@ -521,16 +537,15 @@ struct FlashBackward {
       }
     }
 
-    // dS^T = P^T * (dP^T - delta) [* ds'/ds], exactly 0 where P is 0, into dp; then to shared memory
-    // as [key][query] pairs.
+    // dS^T = P^T [* ds'/ds] * (dP^T - delta), exactly 0 where P or dP^T - delta is (so an infinite
+    // derivative never meets a zero), into dp; then to shared memory as [key][query] pairs.
     ATTNC_UNROLL
     for (int n = 0; n < kQTiles; ++n) {
       ATTNC_UNROLL
       for (int i = 0; i < 4; ++i) {
         const int col = n * 8 + 2 * (lane % 4) + (i & 1);
-        float ds = s[n][i] == 0.0f ? 0.0f : s[n][i] * (dp[n][i] - st.delta[col]);
-        if (Mods::kHasScoreGrad) ds = ds == 0.0f ? 0.0f : ds * grad[n][i];  // not 0 * inf
-        dp[n][i] = ds;
+        const float upstream = dp[n][i] - st.delta[col];
+        dp[n][i] = s[n][i] == 0.0f || upstream == 0.0f ? 0.0f : s[n][i] * upstream;
       }
       const int key = key0 + lane / 4;
       const int col = n * 8 + 2 * (lane % 4);
@@ -546,7 +561,7 @@ struct FlashBackward {
       ATTNC_UNROLL
       for (int j = 0; j < kDTiles / 2; ++j) {
         uint32_t bf[4];
-        load_b_kn(bf, st.q, kKStride, j * 16, kk * 16, lane);
+        load_b_kn<kKStride>(bf, q_smem, j * 16, kk * 16, lane);
         const uint32_t b0[2] = {bf[0], bf[1]};
         const uint32_t b1[2] = {bf[2], bf[3]};
         attnc_dev::mma_m16n8k16<Elem>(acc.dk[2 * j], a, b0);
@@ -562,6 +577,7 @@ struct FlashBackward {
   static ATTNC_DEVICE_INLINE void accumulate_dq(const Params& p, const Elem* ds_tile, const Elem* k_tile, int b, int h,
                                                 int q_first, int warp, int lane) {
     float* dq = p.dq_accum + ((static_cast<int64_t>(b) * p.num_heads + h) * p.q_len + q_first) * HEAD_DIM;
+    const uint32_t ds_smem = attnc_dev::shared_u32(ds_tile), k_smem = attnc_dev::shared_u32(k_tile);
     const int m = lane / 8;
     ATTNC_UNROLL
     for (int round = 0; round < kDqRounds; ++round) {
@@ -579,11 +595,12 @@ struct FlashBackward {
       ATTNC_UNROLL
       for (int kk = 0; kk < kNSteps; ++kk) {
         uint32_t a[4];
-        attnc_dev::ldmatrix_x4_trans(a, ds_tile + (kk * 16 + (m >> 1) * 8 + lane % 8) * kDsStride + row0 + (m & 1) * 8);
+        attnc_dev::ldmatrix_x4_trans_at(
+            a, ds_smem + 2 * ((kk * 16 + (m >> 1) * 8 + lane % 8) * kDsStride + row0 + (m & 1) * 8));
         ATTNC_UNROLL
         for (int j = 0; j < kDqCols / 16; ++j) {
           uint32_t bf[4];
-          load_b_kn(bf, k_tile, kKStride, col0 + j * 16, kk * 16, lane);
+          load_b_kn<kKStride>(bf, k_smem, col0 + j * 16, kk * 16, lane);
           const uint32_t b0[2] = {bf[0], bf[1]};
           const uint32_t b1[2] = {bf[2], bf[3]};
           attnc_dev::mma_m16n8k16<Elem>(d[2 * j], a, b0);

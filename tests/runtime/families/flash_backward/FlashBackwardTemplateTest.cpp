@@ -239,14 +239,14 @@ TEST_CASE("the emulated backward template at the production tiling: head dims 64
   SECTION("composition (ALiBi then softcap; causal and document mask), head dim 64, 77 x 133") {
     const Mod score = compose_score_mods({alibi_mod(4), softcap_mod(5.0f)});
     const Mod mask = and_masks({causal_mod(), document_mask_mod(document_ids(1, 133))});
-    // FlashBackwardSource's choice for head dim 64: 64 query rows, 64 keys, 4 warps.
-    check_backward<Gen_composition, bf16_t, 64, 64, 64, 4>(Shape{1, 4, 1, 77, 133}, &score, &mask);
-    check_backward<Gen_composition, f16_t, 64, 64, 64, 4>(Shape{1, 4, 1, 77, 133}, &score, &mask);
+    // FlashBackwardSource's choice for head dim 64: 32 query rows, 64 keys, 4 warps.
+    check_backward<Gen_composition, bf16_t, 64, 32, 64, 4>(Shape{1, 4, 1, 77, 133}, &score, &mask);
+    check_backward<Gen_composition, f16_t, 64, 32, 64, 4>(Shape{1, 4, 1, 77, 133}, &score, &mask);
   }
   SECTION("causal sliding window, head dim 128") {
     const Mod m = sliding_window_mod(19, true);
-    // For head dim 128: 32 query rows, 64 keys, 4 warps.
-    check_backward<Gen_window_causal, bf16_t, 128, 32, 64, 4>(Shape{1, 4, 1, 50, 70}, nullptr, &m);
-    check_backward<Gen_window_causal, f16_t, 128, 32, 64, 4>(Shape{1, 4, 1, 50, 70}, nullptr, &m);
+    // For head dim 128: 16 query rows, 64 keys, 4 warps.
+    check_backward<Gen_window_causal, bf16_t, 128, 16, 64, 4>(Shape{1, 4, 1, 50, 70}, nullptr, &m);
+    check_backward<Gen_window_causal, f16_t, 128, 16, 64, 4>(Shape{1, 4, 1, 50, 70}, nullptr, &m);
   }
 }
