@@ -85,6 +85,11 @@ using attnc_dev::f16_t;
 
 enum TileClass : int { kTileEmpty = 0, kTileFull = 1, kTilePartial = 2 };
 
+// The preprocess and convert kernels: one warp per query row, kRowKernelRows rows per CTA of
+// kRowKernelThreads threads; grid (ceil(S / kRowKernelRows), H, B).
+constexpr int kRowKernelThreads = 128;
+constexpr int kRowKernelRows = 16;
+
 // The kernels' only argument. Strides are in elements; the head dim is contiguous.
 template <class ModParams>
 struct FlashBackwardParams {
@@ -189,9 +194,8 @@ struct FlashBackward {
 
   static constexpr float kLog2e = 1.4426950408889634f;
 
-  // The preprocess and convert kernels: one warp per query row, kRowsPerBlock rows per CTA.
-  static constexpr int kAuxThreads = 128;
-  static constexpr int kRowsPerBlock = 16;
+  static constexpr int kAuxThreads = kRowKernelThreads;
+  static constexpr int kRowsPerBlock = kRowKernelRows;
 
   struct Stage {
     Elem* q;
