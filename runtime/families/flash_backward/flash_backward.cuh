@@ -4,9 +4,11 @@
 //
 //   given q, k, v, out, lse (natural log) of the forward (flash_attention.cuh) and dout = dL/dout:
 //   S   = scale * Q K^T, s' = score_mod(S), masked      P  = exp(s' - LSE)      (0 where masked)
-//   dV += P^T dO                                        dP = dO V^T
+//   dV += (P * M * k)^T dO                              dP = (dO V^T) * M * k   (M, k: dropout)
 //   dS' = P * (dP - delta),  delta = rowsum(dO * O)     dS = dS' * ds'/ds       (the compiler's derivative)
 //   dQ += scale * dS K                                  dK += scale * dS^T Q
+// Dropout's decisions M come from the same Philox draws as the CPU's (runtime/core/Dropout.h), so
+// no mask is stored and both backends drop the same elements; without dropout M = 1 and k = 1.
 // (runtime/reference/ReferenceBackward.h derives these; runtime/families/flash_backward/
 // FlashBackwardCpu.h is the CPU kernel of the same algorithm.) Three launches:
 //
@@ -116,6 +118,12 @@ struct FlashBackwardParams {
   int32_t batch, num_heads, num_kv_heads, q_len, kv_len;
   int32_t q_offset;  // the mods see q_idx = q_offset + row
   float scale;       // multiplies q.k before the score mod
+  // Attention dropout (runtime/core/Dropout.h): an element is kept when its Philox draw at
+  // (kv_idx, q_idx, h, b) with key dropout_seed is >= dropout_threshold, and then scaled by
+  // dropout_keep_scale. A threshold of 0 disables dropout (every draw is >= 0).
+  uint32_t dropout_threshold;
+  float dropout_keep_scale;
+  uint64_t dropout_seed;
   ModParams mods;
   BoundsReport* bounds;  // where mods record an out-of-range index (kCheckBounds), or null
 };
@@ -132,6 +140,35 @@ ATTNC_DEVICE_INLINE float to_float<bf16_t>(bf16_t e) {
 template <>
 ATTNC_DEVICE_INLINE float to_float<f16_t>(f16_t e) {
   return attnc_abi::f16_bits_to_f32(e.bits);
+}
+
+// runtime/core/Dropout.h's philox4x32_10_first_word and dropout_keeps, for the device (that header
+// is host C++); the same integer arithmetic, so the CPU and the GPU drop the same elements
+// (FlashBackwardTemplateTest compares the two bit for bit).
+ATTNC_DEVICE_INLINE uint32_t philox4x32_10_first_word(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0,
+                                                      uint32_t k1) {
+  ATTNC_UNROLL
+  for (int round = 0; round < 10; ++round) {
+    const uint64_t p0 = static_cast<uint64_t>(0xD2511F53u) * c0;
+    const uint64_t p1 = static_cast<uint64_t>(0xCD9E8D57u) * c2;
+    const uint32_t hi0 = static_cast<uint32_t>(p0 >> 32), lo0 = static_cast<uint32_t>(p0);
+    const uint32_t hi1 = static_cast<uint32_t>(p1 >> 32), lo1 = static_cast<uint32_t>(p1);
+    c0 = hi1 ^ c1 ^ k0;
+    c1 = lo1;
+    c2 = hi0 ^ c3 ^ k1;
+    c3 = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return c0;
+}
+
+ATTNC_DEVICE_INLINE bool dropout_keeps(uint32_t threshold, uint64_t seed, int32_t b, int32_t h, int32_t q_idx,
+                                       int32_t kv_idx) {
+  const uint32_t draw = philox4x32_10_first_word(static_cast<uint32_t>(kv_idx), static_cast<uint32_t>(q_idx),
+                                                 static_cast<uint32_t>(h), static_cast<uint32_t>(b),
+                                                 static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+  return draw >= threshold;
 }
 
 template <class Elem>
@@ -166,6 +203,7 @@ struct FlashBackward {
   static_assert(BLOCK_M % 16 == 0 && HEAD_DIM % 16 == 0 && HEAD_DIM_V % 16 == 0,
                 "tiles are walked in k16 steps and loaded by ldmatrix.x4 in pairs of n8 tiles");
   static_assert(sizeof(Elem) == 2, "16-bit inputs only");
+  static_assert(kQTiles * 4 <= 32, "dropout's decisions of a thread's elements fit one 32-bit mask");
 
   // dQ = dS K is computed in m16 x kDqCols blocks (kDqCols / 4 fp32 accumulators per thread, few
   // enough to sit beside dK and dV without spilling).
@@ -433,6 +471,24 @@ struct FlashBackward {
     a[3] = attnc_dev::pack2<Elem>(x[2 * kk + 1][2], x[2 * kk + 1][3]);
   }
 
+  // pack_a of P^T * M * k (dropout's decisions M, its scale k) for dV.
+  static ATTNC_DEVICE_INLINE void pack_a_dropped(uint32_t (&a)[4], const float (&x)[kQTiles][4], int kk, uint32_t kept,
+                                                 float keep_scale) {
+    float d[2][4];
+    ATTNC_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      ATTNC_UNROLL
+      for (int i = 0; i < 4; ++i) {
+        const int n = 2 * kk + h;
+        d[h][i] = (kept >> (4 * n + i) & 1u) != 0 ? x[n][i] * keep_scale : 0.0f;
+      }
+    }
+    a[0] = attnc_dev::pack2<Elem>(d[0][0], d[0][1]);
+    a[1] = attnc_dev::pack2<Elem>(d[0][2], d[0][3]);
+    a[2] = attnc_dev::pack2<Elem>(d[1][0], d[1][1]);
+    a[3] = attnc_dev::pack2<Elem>(d[1][2], d[1][3]);
+  }
+
   // One (query tile, key tile) pair: dK and dV of the warp's keys, and dS^T into shared memory.
   // CHECKED is false for interior FULL pairs, where every element is in range and kept, so the mask
   // and the bounds tests are compiled out.
@@ -467,8 +523,12 @@ struct FlashBackward {
     }
 
     // P^T in place of S^T, and ds'/ds where the score mod has a derivative. Element i of tile n is
-    // key g (+8 for i >= 2), query column 8 n + 2 t + (i & 1).
+    // key g (+8 for i >= 2), query column 8 n + 2 t + (i & 1). Bit 4 n + i of `kept` is 0 where
+    // dropout drops the element (all bits 1 without dropout).
     float grad[kQTiles][4];
+    uint32_t kept = ~0u;
+    const bool dropout = p.dropout_threshold != 0;
+    const float keep_scale = dropout ? p.dropout_keep_scale : 1.0f;
     ModPoint point{b, h, 0, 0, p.q_len, p.kv_len, p.num_heads, p.num_kv_heads};
     const int q_end = p.q_offset + p.q_len;
     ATTNC_UNROLL
@@ -491,6 +551,9 @@ struct FlashBackward {
         if (Mods::kHasScoreGrad) grad[n][i] = Mods::d_score(score, point, p.mods, p.bounds);
         // exp(x - LSE) = 2^(log2(e) x - log2(e) LSE); -inf (a score mod's own masking) gives 0.
         s[n][i] = attnc_dev::fast_exp2(x * kLog2e - st.lse_log2[col]);
+        if (dropout && !dropout_keeps(p.dropout_threshold, p.dropout_seed, b, h, point.q_idx, point.kv_idx)) {
+          kept &= ~(1u << (4 * n + i));
+        }
       }
     }
 
@@ -498,7 +561,7 @@ struct FlashBackward {
     ATTNC_UNROLL
     for (int kk = 0; kk < kMSteps; ++kk) {
       uint32_t a[4];
-      pack_a(a, s, kk);
+      pack_a_dropped(a, s, kk, kept, keep_scale);
       ATTNC_UNROLL
       for (int j = 0; j < kDvTiles / 2; ++j) {
         uint32_t bf[4];
@@ -548,7 +611,8 @@ struct FlashBackward {
       ATTNC_UNROLL
       for (int i = 0; i < 4; ++i) {
         const int col = n * 8 + 2 * (lane % 4) + (i & 1);
-        const float upstream = dp[n][i] - st.delta[col];
+        const float dropped = (kept >> (4 * n + i) & 1u) != 0 ? dp[n][i] * keep_scale : 0.0f;
+        const float upstream = dropped - st.delta[col];
         dp[n][i] = s[n][i] == 0.0f || upstream == 0.0f ? 0.0f : s[n][i] * upstream;
       }
       const int key = key0 + lane / 4;

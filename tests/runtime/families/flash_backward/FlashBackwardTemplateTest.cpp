@@ -18,12 +18,14 @@
 
 #include <cmath>
 #include <cstring>
+#include <random>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "attnc_test_mods.cuh"
 #include "compiler/DType.h"
+#include "runtime/core/Dropout.h"
 #include "runtime/core/Mods.h"
 #include "runtime/cuda/PackModParams.h"
 #include "runtime/emulation/HostEmulation.h"
@@ -68,7 +70,8 @@ void set_strides(const Tensor& t, T& batch, T& head, T& row) {
 // Runs the three kernels of the template with the generated traits `Gen` on random inputs, and the
 // reference backward on the same inputs.
 template <class Gen, class Elem, int D, int BM, int BN, int W>
-Result run_backward(const Shape& s, const Mod* score, const Mod* mask, uint32_t seed = 11) {
+Result run_backward(const Shape& s, const Mod* score, const Mod* mask, uint32_t seed = 11,
+                    const Dropout& dropout = {}) {
   const DType dtype = std::is_same_v<Elem, bf16_t> ? DType::BF16 : DType::F16;
   REQUIRE(std::string(Gen::kScoreSignature) == (score ? score->signature().hex() : "none"));
   REQUIRE(std::string(Gen::kMaskSignature) == (mask ? mask->signature().hex() : "none"));
@@ -85,7 +88,7 @@ Result run_backward(const Shape& s, const Mod* score, const Mod* mask, uint32_t 
   // The forward a training step would have run, rounded to the input dtype like a kernel's output.
   Tensor out = Tensor::empty(dtype, {s.batch, s.heads, s.q_len, D});
   r.lse = Tensor::empty(DType::F32, {s.batch, s.heads, s.q_len});
-  standard_attention(q, k, v, out, options, &r.lse);
+  standard_attention_dropout(q, k, v, out, options, dropout, &r.lse);
 
   r.dq = Tensor::empty(dtype, q.shape());
   r.dk = Tensor::empty(dtype, k.shape());
@@ -121,6 +124,11 @@ Result run_backward(const Shape& s, const Mod* score, const Mod* mask, uint32_t 
   p.batch = s.batch, p.num_heads = s.heads, p.num_kv_heads = s.kv_heads, p.q_len = s.q_len, p.kv_len = s.kv_len;
   p.scale = 1.0f / std::sqrt(static_cast<float>(D));
   p.bounds = nullptr;
+  if (dropout.enabled()) {
+    p.dropout_threshold = dropout_threshold(dropout.rate);
+    p.dropout_keep_scale = dropout.keep_scale();
+    p.dropout_seed = dropout.seed;
+  }
 
   using Kernel = attnc_flash_bwd::FlashBackward<Gen, Elem, D, D, BM, BN, W>;
   const emu::Dim3 rows_grid{static_cast<uint32_t>((s.q_len + Kernel::kRowsPerBlock - 1) / Kernel::kRowsPerBlock),
@@ -132,16 +140,17 @@ Result run_backward(const Shape& s, const Mod* score, const Mod* mask, uint32_t 
   r.main_mma_ops = emu::launch(grid, emu::Dim3{W * 32, 1, 1}, Kernel::kSharedBytes, [&p] { Kernel::run(p); }).mma_ops;
   emu::launch(rows_grid, aux_block, 0, [&p] { Kernel::convert_dq(p); });
 
-  standard_attention_backward(q, k, v, dout, r.ref, options);
+  standard_attention_backward(q, k, v, dout, r.ref, options, dropout);
   return r;
 }
 
 // Checks the three gradients against the reference at the dtype's tolerance (header comment).
 template <class Gen, class Elem, int D, int BM, int BN, int W>
-Result check_backward(const Shape& s, const Mod* score, const Mod* mask, uint32_t seed = 11) {
+Result check_backward(const Shape& s, const Mod* score, const Mod* mask, uint32_t seed = 11,
+                      const Dropout& dropout = {}) {
   const bool bf16 = std::is_same_v<Elem, bf16_t>;
   CAPTURE(bf16 ? "bf16" : "fp16", D, BM, BN, W, s.batch, s.heads, s.kv_heads, s.q_len, s.kv_len);
-  Result r = run_backward<Gen, Elem, D, BM, BN, W>(s, score, mask, seed);
+  Result r = run_backward<Gen, Elem, D, BM, BN, W>(s, score, mask, seed, dropout);
   const double tolerance = bf16 ? 1e-2 : 2e-3;
   const double dq_error = attnc_test::relative_error(r.dq, r.ref.dq);
   const double dk_error = attnc_test::relative_error(r.dk, r.ref.dk);
@@ -249,4 +258,40 @@ TEST_CASE("the emulated backward template at the production tiling: head dims 64
     check_backward<Gen_window_causal, bf16_t, 128, 16, 64, 4>(Shape{1, 4, 1, 50, 70}, nullptr, &m);
     check_backward<Gen_window_causal, f16_t, 128, 16, 64, 4>(Shape{1, 4, 1, 50, 70}, nullptr, &m);
   }
+}
+
+TEST_CASE("the device's Philox draws are the CPU's, bit for bit", "[flash_backward][emulation]") {
+  std::mt19937 rng(5);
+  int kept = 0;
+  for (int trial = 0; trial < 20000; ++trial) {
+    const uint64_t seed = (uint64_t{rng()} << 32) | rng();
+    const uint32_t threshold = rng();
+    const auto b = static_cast<int32_t>(rng() % 8), h = static_cast<int32_t>(rng() % 64);
+    const auto q_idx = static_cast<int32_t>(rng() % 100000), kv_idx = static_cast<int32_t>(rng() % 100000);
+    CAPTURE(seed, threshold, b, h, q_idx, kv_idx);
+    const bool device = attnc_flash_bwd::dropout_keeps(threshold, seed, b, h, q_idx, kv_idx);
+    REQUIRE(device == dropout_keeps(threshold, seed, b, h, q_idx, kv_idx));
+    REQUIRE(
+        attnc_flash_bwd::philox4x32_10_first_word(kv_idx, q_idx, h, b, static_cast<uint32_t>(seed),
+                                                  static_cast<uint32_t>(seed >> 32)) ==
+        philox4x32_10_first_word(kv_idx, q_idx, h, b, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)));
+    kept += device ? 1 : 0;
+  }
+  CHECK(kept > 0);
+  CHECK(kept < 20000);
+}
+
+TEST_CASE("with dropout the emulated backward template drops what the reference drops", "[flash_backward][emulation]") {
+  // The reference's forward and backward draw with runtime/core/Dropout.h on the CPU; the template
+  // with its device copy. A different decision for even a few elements would move the gradients by
+  // far more than the tolerance; without dropout the same inputs give other gradients.
+  const Mod score = softcap_mod(1.5f);
+  const Mod mask = causal_mod();
+  const Shape s;
+  const Dropout dropout{0.25f, 0x1234567890abcdefULL};
+  const Result dropped = check_backward<Gen_softcap, bf16_t, 32, 32, 32, 2>(s, &score, nullptr, 11, dropout);
+  check_backward<Gen_softcap, f16_t, 32, 32, 32, 2>(s, &score, nullptr, 11, dropout);
+  check_backward<Gen_causal, bf16_t, 32, 32, 32, 2>(s, nullptr, &mask, 11, Dropout{0.5f, 99});
+  const Result plain = run_backward<Gen_softcap, bf16_t, 32, 32, 32, 2>(s, &score, nullptr, 11);
+  CHECK(attnc_test::relative_error(dropped.dv, plain.ref.dv) > 0.1);
 }
