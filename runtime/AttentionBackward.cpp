@@ -47,12 +47,9 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
     require_device(kFunction, *t, role, device);
   }
   if (device == Device::Cuda) {
-    // The CUDA template (runtime/families/flash_backward/flash_backward.cuh): no dropout yet.
-    if (dropout.enabled()) {
-      throw RuntimeError(fmt::format("{}: dropout runs on the CPU only for now; q is on cuda", kFunction));
-    }
+    // The CUDA template (runtime/families/flash_backward/flash_backward.cuh).
     check_mods_on_device(kFunction, device, options);
-    flash_backward::flash_attention_backward_cuda(q, k, v, out, lse, dout, grads, options);
+    flash_backward::flash_attention_backward_cuda(q, k, v, out, lse, dout, grads, options, dropout);
     return;
   }
   flash_attention_backward(q, k, v, out, lse, dout, grads, options, dropout);

@@ -103,8 +103,8 @@ FlashBackwardKernel::Functions FlashBackwardKernel::functions() const {
 std::vector<unsigned char> FlashBackwardKernel::pack_arguments(const Tensor& q, const Tensor& k, const Tensor& v,
                                                                const Tensor& out, const Tensor& lse, const Tensor& dout,
                                                                const Tensor& dq, const Tensor& dk, const Tensor& dv,
-                                                               const AttentionOptions& options, void* delta,
-                                                               void* dq_accum, void* bounds) const {
+                                                               const AttentionOptions& options, const Dropout& dropout,
+                                                               void* delta, void* dq_accum, void* bounds) const {
   const FlashBackwardSpec& spec = plan_.spec;
   if (!lse.defined()) throw RuntimeError(fmt::format("{}: lse must be given", kLaunch));
   Tensor lse_view = lse;
@@ -157,6 +157,12 @@ std::vector<unsigned char> FlashBackwardKernel::pack_arguments(const Tensor& q, 
   p.kv_len = static_cast<int32_t>(shape.kv_len);
   p.q_offset = options.q_offset;
   p.scale = options.scale.value_or(1.0f / std::sqrt(static_cast<float>(shape.head_dim)));
+  check_dropout(kLaunch, dropout);
+  if (dropout.enabled()) {
+    p.dropout_threshold = dropout_threshold(dropout.rate);
+    p.dropout_keep_scale = dropout.keep_scale();
+    p.dropout_seed = dropout.seed;
+  }
 
   const size_t mods_offset = align_up(kModsUnaligned, mods_.params_align);
   const size_t bounds_offset = align_up(mods_offset + mods_.params_size, alignof(void*));
@@ -170,10 +176,11 @@ std::vector<unsigned char> FlashBackwardKernel::pack_arguments(const Tensor& q, 
 
 void FlashBackwardKernel::launch(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                                  const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
-                                 const Tensor& dv, const AttentionOptions& options, cuda::CuStream stream) const {
+                                 const Tensor& dv, const AttentionOptions& options, const Dropout& dropout,
+                                 cuda::CuStream stream) const {
   // Checks first: a bad call must not allocate, load or launch anything.
   std::vector<unsigned char> bytes =
-      pack_arguments(q, k, v, out, lse, dout, dq, dk, dv, options, nullptr, nullptr, nullptr);
+      pack_arguments(q, k, v, out, lse, dout, dq, dk, dv, options, dropout, nullptr, nullptr, nullptr);
   const int64_t B = q.size(0), H = q.size(1), S = q.size(2), Hkv = k.size(1), Skv = k.size(2);
   if (B == 0 || H == 0 || Hkv == 0 || (S == 0 && Skv == 0)) return;
   const Functions f = functions();
@@ -186,7 +193,8 @@ void FlashBackwardKernel::launch(const Tensor& q, const Tensor& k, const Tensor&
   const unsigned key_blocks = static_cast<unsigned>((Skv + plan_.tile.block_n - 1) / plan_.tile.block_n);
   std::optional<attnc_abi::BoundsReport> report =
       cuda::launch_with_bounds_report(plan_.spec.check_bounds, stream, [&](void* bounds) {
-        bytes = pack_arguments(q, k, v, out, lse, dout, dq, dk, dv, options, delta.data(), dq_accum.data(), bounds);
+        bytes = pack_arguments(q, k, v, out, lse, dout, dq, dk, dv, options, dropout, delta.data(), dq_accum.data(),
+                               bounds);
         void* params[] = {bytes.data()};
         cuda::CudaDriver& driver = cuda::CudaDriver::get();
         if (S > 0) {
@@ -220,7 +228,7 @@ std::shared_ptr<const FlashBackwardKernel> load_flash_backward_kernel(const Flas
 
 void flash_attention_backward_cuda(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                                    const Tensor& lse, const Tensor& dout, AttentionGradients& grads,
-                                   const AttentionOptions& options) {
+                                   const AttentionOptions& options, const Dropout& dropout) {
   if (options.score_mod != nullptr && !derive_score_mod(kLaunch, *options.score_mod).float_tensors.empty()) {
     throw RuntimeError(
         fmt::format("{}: {} has float tensor parameters; their gradients are computed on the CPU only for now", kLaunch,
@@ -260,7 +268,7 @@ void flash_attention_backward_cuda(const Tensor& q, const Tensor& k, const Tenso
     std::lock_guard guard(mutex);
     loaded.emplace(text, kernel);
   }
-  kernel->launch(q, k, v, out, lse, dout, grads.dq, grads.dk, grads.dv, options, nullptr);
+  kernel->launch(q, k, v, out, lse, dout, grads.dq, grads.dk, grads.dv, options, dropout, nullptr);
 }
 
 }  // namespace attnc::flash_backward

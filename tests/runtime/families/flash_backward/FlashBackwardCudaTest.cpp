@@ -70,9 +70,10 @@ TEST_CASE("backward launch arguments are checked with clear messages", "[cuda][l
   auto kernel = fake_kernel(nullptr, &mask, 64);
   AttentionOptions options;
   options.mask_mod = &mask;
+  Dropout dropout;
   auto pack = [&](const FakeCall& c) {
-    return kernel->pack_arguments(c.q, c.k, c.v, c.out, c.lse, c.dout, c.dq, c.dk, c.dv, options, nullptr, nullptr,
-                                  nullptr);
+    return kernel->pack_arguments(c.q, c.k, c.v, c.out, c.lse, c.dout, c.dq, c.dk, c.dv, options, dropout, nullptr,
+                                  nullptr, nullptr);
   };
   const FakeCall good;
   const std::vector<unsigned char> bytes = pack(good);
@@ -86,6 +87,15 @@ TEST_CASE("backward launch arguments are checked with clear messages", "[cuda][l
   CHECK(p.dk_row_stride == 64);
   CHECK(p.lse_head_stride == 100);
   CHECK(p.scale == Approx(0.125f));
+  CHECK(p.dropout_threshold == 0);  // no dropout
+  dropout = Dropout{0.25f, 0x0123456789abcdefULL};
+  std::memcpy(&p, pack(good).data(), offsetof(attnc_flash_bwd::FlashBackwardParams<char>, mods));
+  CHECK(p.dropout_threshold == dropout_threshold(0.25f));
+  CHECK(p.dropout_keep_scale == Approx(1.0f / 0.75f));
+  CHECK(p.dropout_seed == 0x0123456789abcdefULL);
+  dropout = Dropout{1.0f, 1};
+  CHECK_THROWS_AS(pack(good), RuntimeError);
+  dropout = Dropout{};
 
   FakeCall c = good;
   c.dout = fake_cuda(DType::BF16, {2, 4, 99, 64});
@@ -110,12 +120,11 @@ TEST_CASE("attention_backward sends CUDA tensors to the CUDA family and refuses 
           "[cuda][launch][flash_backward]") {
   const FakeCall c;
   AttentionGradients grads;
-  // Mixed devices, dropout, and tensor-parameter gradients fail before any driver call.
+  // Mixed devices and tensor-parameter gradients fail before any driver call.
   const Tensor host_dout = Tensor::zeros(DType::BF16, {2, 4, 100, 64});
   CHECK_THROWS_WITH(attention_backward(c.q, c.k, c.v, c.out, c.lse, host_dout, grads),
                     Catch::Contains("q is on cuda but dout is on cpu"));
-  CHECK_THROWS_WITH(attention_backward(c.q, c.k, c.v, c.out, c.lse, c.dout, grads, {}, Dropout{0.1f, 7}),
-                    Catch::Contains("dropout runs on the CPU only"));
+
   const Mod bias = additive_bias_mod(fake_cuda(DType::F32, {1, 1, 100, 90}));
   AttentionOptions options;
   options.score_mod = &bias;
@@ -153,14 +162,16 @@ TEST_CASE("the CUDA backward matches the reference on a GPU", "[cuda][gpu][flash
       AttentionOptions options;
       options.score_mod = &softcap;
       options.mask_mod = &causal;
+      // Half the runs with dropout: the CPU forward's decisions are the device's.
+      const Dropout dropout = head_dim == 64 ? Dropout{0.2f, 42} : Dropout{};
       Tensor out = Tensor::empty(dtype, {2, 4, 77, head_dim});
       Tensor lse;
-      attention(q, k, v, out, options, &lse);  // on the CPU: the same forward, uploaded
+      attention_dropout(q, k, v, out, options, dropout, &lse);  // on the CPU: the same forward, uploaded
       AttentionGradients grads;
       attention_backward(cuda::to_device(q), cuda::to_device(k), cuda::to_device(v), cuda::to_device(out),
-                         cuda::to_device(lse), cuda::to_device(dout), grads, options);
+                         cuda::to_device(lse), cuda::to_device(dout), grads, options, dropout);
       AttentionGradients ref;
-      standard_attention_backward(q, k, v, dout, ref, options);
+      standard_attention_backward(q, k, v, dout, ref, options, dropout);
       const double tolerance = dtype == DType::BF16 ? 1e-2 : 2e-3;  // FlashBackwardTemplateTest's
       CHECK(attnc_test::relative_error(cuda::to_host(grads.dq), ref.dq) < tolerance);
       CHECK(attnc_test::relative_error(cuda::to_host(grads.dk), ref.dk) < tolerance);
