@@ -45,6 +45,7 @@ namespace {
 
 struct Shape {
   int batch = 1, heads = 4, kv_heads = 2, q_len = 45, kv_len = 83;
+  int q_offset = 0;  // the mods' q_idx of row 0 (a chunk of queries at a cache position)
 };
 
 struct Result {
@@ -83,6 +84,7 @@ Result run_backward(const Shape& s, const Mod* score, const Mod* mask, uint32_t 
   AttentionOptions options;
   options.score_mod = score;
   options.mask_mod = mask;
+  options.q_offset = s.q_offset;
 
   Result r;
   // The forward a training step would have run, rounded to the input dtype like a kernel's output.
@@ -122,6 +124,7 @@ Result run_backward(const Shape& s, const Mod* score, const Mod* mask, uint32_t 
   set_strides(r.dv, p.dv_batch_stride, p.dv_head_stride, p.dv_row_stride);
   p.lse_batch_stride = r.lse.stride(0), p.lse_head_stride = r.lse.stride(1), p.lse_row_stride = 1;
   p.batch = s.batch, p.num_heads = s.heads, p.num_kv_heads = s.kv_heads, p.q_len = s.q_len, p.kv_len = s.kv_len;
+  p.q_offset = s.q_offset;
   p.scale = 1.0f / std::sqrt(static_cast<float>(D));
   p.bounds = nullptr;
   if (dropout.enabled()) {
@@ -149,7 +152,7 @@ template <class Gen, class Elem, int D, int BM, int BN, int W>
 Result check_backward(const Shape& s, const Mod* score, const Mod* mask, uint32_t seed = 11,
                       const Dropout& dropout = {}) {
   const bool bf16 = std::is_same_v<Elem, bf16_t>;
-  CAPTURE(bf16 ? "bf16" : "fp16", D, BM, BN, W, s.batch, s.heads, s.kv_heads, s.q_len, s.kv_len);
+  CAPTURE(bf16 ? "bf16" : "fp16", D, BM, BN, W, s.batch, s.heads, s.kv_heads, s.q_len, s.kv_len, s.q_offset);
   Result r = run_backward<Gen, Elem, D, BM, BN, W>(s, score, mask, seed, dropout);
   const double tolerance = bf16 ? 1e-2 : 2e-3;
   const double dq_error = attnc_test::relative_error(r.dq, r.ref.dq);
@@ -294,4 +297,17 @@ TEST_CASE("with dropout the emulated backward template drops what the reference 
   check_backward<Gen_causal, bf16_t, 32, 32, 32, 2>(s, nullptr, &mask, 11, Dropout{0.5f, 99});
   const Result plain = run_backward<Gen_softcap, bf16_t, 32, 32, 32, 2>(s, &score, nullptr, 11);
   CHECK(attnc_test::relative_error(dropped.dv, plain.ref.dv) > 0.1);
+}
+
+TEST_CASE("a chunk of queries at a cache position (q_offset) gets the reference's gradients",
+          "[flash_backward][emulation]") {
+  // 45 queries at positions 38..82 of 83 keys: causal keeps a different, ragged set of keys per row
+  // than at offset 0; ALiBi and dropout also read the positions.
+  const Mod mask = causal_mod();
+  const Mod alibi = alibi_mod(4);
+  Shape s;
+  s.q_offset = 38;
+  check_backward<Gen_causal, bf16_t, 32, 32, 32, 2>(s, nullptr, &mask, 11, Dropout{0.25f, 5});
+  check_backward<Gen_causal, f16_t, 32, 32, 32, 2>(s, nullptr, &mask);
+  check_backward<Gen_alibi, bf16_t, 32, 32, 32, 2>(s, &alibi, nullptr);
 }
