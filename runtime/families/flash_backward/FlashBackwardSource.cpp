@@ -86,17 +86,67 @@ std::string score_derivative_cuda(const ir::ModDef* score, std::span<const DType
         "ATTNC_DEVICE float d_score(float, const attnc_abi::ModPoint&, const attnc_abi::TileBox&, const ModParams&,\n"
         "                           attnc_abi::BoundsReport*) {\n"
         "  return 1.0f;\n"
+        "}\n"
+        "constexpr int kNumGradSites = 0;\n"
+        "constexpr int kNumGradTensors = 0;\n"
+        "ATTNC_DEVICE float grad_site(int, float, const attnc_abi::ModPoint&, const ModParams&,\n"
+        "                             attnc_abi::BoundsReport*, int32_t& slot, int64_t& offset) {\n"
+        "  slot = 0;\n"
+        "  offset = 0;\n"
+        "  return 0.0f;\n"
         "}\n";
-  } else {
-    const ir::DerivativeDefs defs = ir::derivative_defs(*score);
-    // The derivative reads parameter #i as field p<i>, which is the score mod's field #i because
-    // generate_cuda_mods places the score mod's parameters first.
-    ATTNC_ASSERT(defs.d_score.params.size() == score->params.size(), "the derivative has the score mod's parameters");
-    const ir::Expr& d = defs.d_score.body;
-    const bool is_one = d->kind == ir::Kind::Const && d->float_value == 1.0f;
-    out += fmt::format("constexpr bool kHasScoreGrad = {};\n", is_one ? "false" : "true");
-    out += ir::generate_cuda_expr_function(d, "d_score", defs.d_score.params, storage, check_bounds);
+    out += "\n}  // namespace attnc_gen\n";
+    return out;
   }
+  const ir::DerivativeDefs defs = ir::derivative_defs(*score);
+  // The derivatives read parameter #i as field p<i>, which is the score mod's field #i because
+  // generate_cuda_mods places the score mod's parameters first.
+  ATTNC_ASSERT(defs.d_score.params.size() == score->params.size(), "the derivative has the score mod's parameters");
+  const ir::Expr& d = defs.d_score.body;
+  const bool is_one = d->kind == ir::Kind::Const && d->float_value == 1.0f;
+  out += fmt::format("constexpr bool kHasScoreGrad = {};\n", is_one ? "false" : "true");
+  out += ir::generate_cuda_expr_function(d, "d_score", defs.d_score.params, storage, check_bounds);
+
+  // Tensor-parameter gradients: slot k is the k-th float tensor parameter (ModDerivatives'
+  // float_tensors order); each site's derivative and its indices (float, exact, already clamped).
+  std::vector<uint32_t> float_tensors;
+  for (uint32_t p = 0; p < score->params.size(); ++p) {
+    if (score->params[p].is_tensor() && score->params[p].elem == ir::Type::Float) float_tensors.push_back(p);
+  }
+  out += fmt::format("constexpr int kNumGradSites = {};\nconstexpr int kNumGradTensors = {};\n", defs.sites.size(),
+                     float_tensors.size());
+  std::string dispatch;
+  for (size_t j = 0; j < defs.sites.size(); ++j) {
+    const ir::DerivativeDefs::Site& site = defs.sites[j];
+    out += ir::generate_cuda_expr_function(site.derivative.body, fmt::format("grad_site_{}_derivative", j),
+                                           site.derivative.params, storage, check_bounds);
+    size_t slot = 0;
+    while (float_tensors[slot] != site.param) ++slot;
+    dispatch += fmt::format("    case {}: {{\n      slot = {};\n      offset = 0;\n", j, slot);
+    for (size_t dim = 0; dim < site.indices.size(); ++dim) {
+      out += ir::generate_cuda_expr_function(site.indices[dim].body, fmt::format("grad_site_{}_index_{}", j, dim),
+                                             site.indices[dim].params, storage, false);
+      dispatch += fmt::format(
+          "      offset = offset * params.p{}.shape[{}] + static_cast<int64_t>(grad_site_{}_index_{}(score, p, tile, "
+          "params, nullptr));\n",
+          site.param, dim, j, dim);
+    }
+    dispatch += fmt::format("      return grad_site_{}_derivative(score, p, tile, params, report);\n    }}\n", j);
+  }
+  out +=
+      "// Site `site`'s d s' / d(element read), the element's tensor (slot) and its row-major offset.\n"
+      "ATTNC_DEVICE float grad_site(int site, float score, const attnc_abi::ModPoint& p, const ModParams& params,\n"
+      "                             attnc_abi::BoundsReport* report, int32_t& slot, int64_t& offset) {\n"
+      "  const attnc_abi::TileBox tile{p.q_idx, p.q_idx, p.kv_idx, p.kv_idx};\n"
+      "  (void)tile;\n"
+      "  switch (site) {\n" +
+      dispatch +
+      "    default: break;\n"
+      "  }\n"
+      "  slot = 0;\n"
+      "  offset = 0;\n"
+      "  return 0.0f;\n"
+      "}\n";
   out += "\n}  // namespace attnc_gen\n";
   return out;
 }

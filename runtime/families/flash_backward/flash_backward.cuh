@@ -7,6 +7,7 @@
 //   dV += (P * M * k)^T dO                              dP = (dO V^T) * M * k   (M, k: dropout)
 //   dS' = P * (dP - delta),  delta = rowsum(dO * O)     dS = dS' * ds'/ds       (the compiler's derivative)
 //   dQ += scale * dS K                                  dK += scale * dS^T Q
+//   dparam[element] += dS' * ds'/d(element)             (scatter-add, per site of the score mod)
 // Dropout's decisions M come from the same Philox draws as the CPU's (runtime/core/Dropout.h), so
 // no mask is stored and both backends drop the same elements; without dropout M = 1 and k = 1.
 // (runtime/reference/ReferenceBackward.h derives these; runtime/families/flash_backward/
@@ -61,6 +62,11 @@
 // Mods is the forward's traits type (flash_attention.cuh's header) plus the score mod's derivative:
 //   static constexpr bool kHasScoreGrad;    false when ds'/ds is the constant 1 (or no score mod)
 //   static float d_score(float s, const attnc_abi::ModPoint&, const Params&, attnc_abi::BoundsReport*);
+//   static constexpr int kNumGradSites, kNumGradTensors;   reads of float tensor parameters, and those
+//   static float grad_site(int site, float s, const attnc_abi::ModPoint&, const Params&,
+//                          attnc_abi::BoundsReport*, int32_t& slot, int64_t& offset);
+//     d s' / d(the element site `site` reads), that element's tensor (slot) and row-major offset:
+//     the kernel adds dS' * it to dparams[slot][offset] (the CPU kernel's scatter-add).
 // attnc_abi::GeneratedBackwardMods (generated_backward_mods.cuh) adapts the generated code; tests
 // write their own traits and run this template on the CPU through the host emulation.
 //
@@ -91,6 +97,9 @@ enum TileClass : int { kTileEmpty = 0, kTileFull = 1, kTilePartial = 2 };
 // kRowKernelThreads threads; grid (ceil(S / kRowKernelRows), H, B).
 constexpr int kRowKernelThreads = 128;
 constexpr int kRowKernelRows = 16;
+
+// The most float tensor parameters of a score mod whose gradients the kernel computes.
+constexpr int kMaxParamGradients = 4;
 
 // The kernels' only argument. Strides are in elements; the head dim is contiguous.
 template <class ModParams>
@@ -124,6 +133,10 @@ struct FlashBackwardParams {
   uint32_t dropout_threshold;
   float dropout_keep_scale;
   uint64_t dropout_seed;
+  // Gradients of the score mod's float tensor parameters (Mods::kNumGradTensors of them, in
+  // parameter order): contiguous fp32 buffers shaped like the bound tensors, zeroed by the caller,
+  // scatter-added with red.global.add.f32. Unused (may be null) without such parameters.
+  float* dparams[kMaxParamGradients];
   ModParams mods;
   BoundsReport* bounds;  // where mods record an out-of-range index (kCheckBounds), or null
 };
@@ -204,6 +217,9 @@ struct FlashBackward {
                 "tiles are walked in k16 steps and loaded by ldmatrix.x4 in pairs of n8 tiles");
   static_assert(sizeof(Elem) == 2, "16-bit inputs only");
   static_assert(kQTiles * 4 <= 32, "dropout's decisions of a thread's elements fit one 32-bit mask");
+  static_assert(Mods::kNumGradTensors <= kMaxParamGradients, "FlashBackwardParams::dparams is large enough");
+  // With tensor-parameter gradients the raw scores and P stay in registers until dS' is known.
+  static constexpr bool kParamGrads = Mods::kNumGradSites > 0;
 
   // dQ = dS K is computed in m16 x kDqCols blocks (kDqCols / 4 fp32 accumulators per thread, few
   // enough to sit beside dK and dV without spilling).
@@ -526,6 +542,7 @@ struct FlashBackward {
     // key g (+8 for i >= 2), query column 8 n + 2 t + (i & 1). Bit 4 n + i of `kept` is 0 where
     // dropout drops the element (all bits 1 without dropout).
     float grad[kQTiles][4];
+    float raw[kParamGrads ? kQTiles : 1][4];
     uint32_t kept = ~0u;
     const bool dropout = p.dropout_threshold != 0;
     const float keep_scale = dropout ? p.dropout_keep_scale : 1.0f;
@@ -549,6 +566,7 @@ struct FlashBackward {
         const float score = s[n][i] * p.scale;
         const float x = Mods::kHasScoreMod ? Mods::score_mod(score, point, p.mods, p.bounds) : score;
         if (Mods::kHasScoreGrad) grad[n][i] = Mods::d_score(score, point, p.mods, p.bounds);
+        if (kParamGrads) raw[kParamGrads ? n : 0][i] = score;
         // exp(x - LSE) = 2^(log2(e) x - log2(e) LSE); -inf (a score mod's own masking) gives 0.
         s[n][i] = attnc_dev::fast_exp2(x * kLog2e - st.lse_log2[col]);
         if (dropout && !dropout_keeps(p.dropout_threshold, p.dropout_seed, b, h, point.q_idx, point.kv_idx)) {
@@ -574,7 +592,7 @@ struct FlashBackward {
     }
 
     // P^T * ds'/ds from here on: the derivative's registers are free before dP^T needs its own.
-    if (Mods::kHasScoreGrad) {
+    if (Mods::kHasScoreGrad && !kParamGrads) {
       ATTNC_UNROLL
       for (int n = 0; n < kQTiles; ++n) {
         ATTNC_UNROLL
@@ -613,7 +631,29 @@ struct FlashBackward {
         const int col = n * 8 + 2 * (lane % 4) + (i & 1);
         const float dropped = (kept >> (4 * n + i) & 1u) != 0 ? dp[n][i] * keep_scale : 0.0f;
         const float upstream = dropped - st.delta[col];
-        dp[n][i] = s[n][i] == 0.0f || upstream == 0.0f ? 0.0f : s[n][i] * upstream;
+        float ds = s[n][i] == 0.0f || upstream == 0.0f ? 0.0f : s[n][i] * upstream;
+        if (kParamGrads) {
+          // s holds P, so ds is dS': scatter it into the parameters' gradients, then apply ds'/ds.
+          if (ds != 0.0f) {
+            ModPoint at{b,
+                        h,
+                        p.q_offset + q_first + col,
+                        kv_first + key0 + lane / 4 + (i >= 2 ? 8 : 0),
+                        p.q_len,
+                        p.kv_len,
+                        p.num_heads,
+                        p.num_kv_heads};
+            ATTNC_UNROLL
+            for (int site = 0; site < Mods::kNumGradSites; ++site) {
+              int32_t slot = 0;
+              int64_t offset = 0;
+              const float g = Mods::grad_site(site, raw[kParamGrads ? n : 0][i], at, p.mods, p.bounds, slot, offset);
+              attnc_dev::atomic_add_f32(p.dparams[slot] + offset, ds * g);
+            }
+          }
+          if (Mods::kHasScoreGrad) ds = ds == 0.0f ? 0.0f : ds * grad[n][i];
+        }
+        dp[n][i] = ds;
       }
       const int key = key0 + lane / 4;
       const int col = n * 8 + 2 * (lane % 4);

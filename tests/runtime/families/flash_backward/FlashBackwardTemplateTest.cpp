@@ -21,6 +21,8 @@
 #include <random>
 #include <string>
 #include <type_traits>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include "attnc_test_mods.cuh"
@@ -49,10 +51,11 @@ struct Shape {
 };
 
 struct Result {
-  Tensor dq, dk, dv;          // the kernel's, in the input dtype
-  AttentionGradients ref;     // the reference's (fp32)
-  Tensor lse;                 // the forward's
-  uint64_t main_mma_ops = 0;  // warp mma instructions of the main kernel
+  Tensor dq, dk, dv;                                    // the kernel's, in the input dtype
+  AttentionGradients ref;                               // the reference's (fp32)
+  Tensor lse;                                           // the forward's
+  uint64_t main_mma_ops = 0;                            // warp mma instructions of the main kernel
+  std::vector<std::pair<std::string, Tensor>> dparams;  // the kernel's tensor-parameter gradients
 };
 
 std::vector<ir::ParamBinding> host_bindings(const Mod* mod) {
@@ -127,6 +130,17 @@ Result run_backward(const Shape& s, const Mod* score, const Mod* mask, uint32_t 
   p.q_offset = s.q_offset;
   p.scale = 1.0f / std::sqrt(static_cast<float>(D));
   p.bounds = nullptr;
+  // The score mod's float tensor parameters, in parameter order: the kernel's gradient slots.
+  if (score != nullptr) {
+    const ir::ModDef& def = score->def();
+    for (uint32_t param = 0; param < def.params.size(); ++param) {
+      if (!def.params[param].is_tensor() || def.params[param].elem != ir::Type::Float) continue;
+      const Tensor& bound = std::get<Tensor>(*score->argument(param));
+      r.dparams.emplace_back(def.params[param].name, Tensor::zeros(DType::F32, bound.shape()));
+      p.dparams[r.dparams.size() - 1] = static_cast<float*>(r.dparams.back().second.data());
+    }
+  }
+  REQUIRE(static_cast<int>(r.dparams.size()) == Gen::kNumGradTensors);
   if (dropout.enabled()) {
     p.dropout_threshold = dropout_threshold(dropout.rate);
     p.dropout_keep_scale = dropout.keep_scale();
@@ -162,6 +176,11 @@ Result check_backward(const Shape& s, const Mod* score, const Mod* mask, uint32_
   CHECK(dq_error < tolerance);
   CHECK(dk_error < tolerance);
   CHECK(dv_error < tolerance);
+  for (const auto& [name, gradient] : r.dparams) {
+    const double error = attnc_test::relative_error(gradient, r.ref.dparams.at(name));
+    CAPTURE(name, error);
+    CHECK(error < tolerance);
+  }
   return r;
 }
 
@@ -208,6 +227,14 @@ TEST_CASE("the emulated backward template applies the generated score mods and t
     const Mod m = alibi_mod(4);
     STATIC_REQUIRE(!Gen_alibi::kHasScoreGrad);
     check_both_dtypes<Gen_alibi>(s, &m, nullptr);
+  }
+  SECTION("additive bias (a learned bias: its gradient is dS' scatter-added over batch and heads)") {
+    const Mod m = additive_bias_mod(normal_tensor(99, DType::F32, {1, 1, s.q_len, s.kv_len}));
+    STATIC_REQUIRE(Gen_additive_bias::kNumGradSites == 1);
+    const Result r = check_backward<Gen_additive_bias, bf16_t, 32, 32, 32, 2>(s, &m, nullptr);
+    REQUIRE(r.dparams.size() == 1);
+    CHECK(r.dparams[0].first == "bias");
+    check_backward<Gen_additive_bias, f16_t, 32, 32, 32, 2>(s, &m, nullptr, 11, Dropout{0.25f, 3});
   }
   SECTION("softcap (derivative 1 - tanh^2)") {
     // A cap of 1.5 bends scores of about one unit hard (the derivative is about 0.6 there), so a
