@@ -104,7 +104,8 @@ std::vector<unsigned char> FlashBackwardKernel::pack_arguments(const Tensor& q, 
                                                                const Tensor& out, const Tensor& lse, const Tensor& dout,
                                                                const Tensor& dq, const Tensor& dk, const Tensor& dv,
                                                                const AttentionOptions& options, const Dropout& dropout,
-                                                               void* delta, void* dq_accum, void* bounds) const {
+                                                               const std::vector<Tensor>& dparams, void* delta,
+                                                               void* dq_accum, void* bounds) const {
   const FlashBackwardSpec& spec = plan_.spec;
   if (!lse.defined()) throw RuntimeError(fmt::format("{}: lse must be given", kLaunch));
   Tensor lse_view = lse;
@@ -158,6 +159,33 @@ std::vector<unsigned char> FlashBackwardKernel::pack_arguments(const Tensor& q, 
   p.q_offset = options.q_offset;
   p.scale = options.scale.value_or(1.0f / std::sqrt(static_cast<float>(shape.head_dim)));
   check_dropout(kLaunch, dropout);
+  // One zeroed fp32 CUDA tensor per float tensor parameter of the score mod, shaped like its argument.
+  std::vector<uint32_t> float_params;
+  if (spec.score) {
+    for (uint32_t param = 0; param < spec.score.def->params.size(); ++param) {
+      const ir::ParamDecl& decl = spec.score.def->params[param];
+      if (decl.is_tensor() && decl.elem == ir::Type::Float) float_params.push_back(param);
+    }
+  }
+  if (float_params.size() > static_cast<size_t>(attnc_flash_bwd::kMaxParamGradients) ||
+      dparams.size() != float_params.size()) {
+    throw RuntimeError(
+        fmt::format("{}: the score mod has {} float tensor parameters (at most {}); got {} gradient tensors", kLaunch,
+                    float_params.size(), attnc_flash_bwd::kMaxParamGradients, dparams.size()));
+  }
+  for (size_t slot = 0; slot < dparams.size(); ++slot) {
+    const Tensor& t = dparams[slot];
+    const auto& bound = options.score_mod != nullptr ? options.score_mod->argument(float_params[slot]) : std::nullopt;
+    if (!t.defined() || t.device() != Device::Cuda || t.dtype() != DType::F32 || !t.is_contiguous() || !bound ||
+        !std::holds_alternative<Tensor>(*bound) || std::get<Tensor>(*bound).shape() != t.shape()) {
+      throw RuntimeError(
+          fmt::format("{}: the gradient of parameter '{}' must be a contiguous fp32 CUDA tensor shaped "
+                      "like its argument, got {}",
+                      kLaunch, spec.score.def->params[float_params[slot]].name,
+                      t.defined() ? t.describe() : std::string("an undefined tensor")));
+    }
+    p.dparams[slot] = static_cast<float*>(t.data());
+  }
   if (dropout.enabled()) {
     p.dropout_threshold = dropout_threshold(dropout.rate);
     p.dropout_keep_scale = dropout.keep_scale();
@@ -177,10 +205,10 @@ std::vector<unsigned char> FlashBackwardKernel::pack_arguments(const Tensor& q, 
 void FlashBackwardKernel::launch(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                                  const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
                                  const Tensor& dv, const AttentionOptions& options, const Dropout& dropout,
-                                 cuda::CuStream stream) const {
+                                 const std::vector<Tensor>& dparams, cuda::CuStream stream) const {
   // Checks first: a bad call must not allocate, load or launch anything.
   std::vector<unsigned char> bytes =
-      pack_arguments(q, k, v, out, lse, dout, dq, dk, dv, options, dropout, nullptr, nullptr, nullptr);
+      pack_arguments(q, k, v, out, lse, dout, dq, dk, dv, options, dropout, dparams, nullptr, nullptr, nullptr);
   const int64_t B = q.size(0), H = q.size(1), S = q.size(2), Hkv = k.size(1), Skv = k.size(2);
   if (B == 0 || H == 0 || Hkv == 0 || (S == 0 && Skv == 0)) return;
   const Functions f = functions();
@@ -193,8 +221,8 @@ void FlashBackwardKernel::launch(const Tensor& q, const Tensor& k, const Tensor&
   const unsigned key_blocks = static_cast<unsigned>((Skv + plan_.tile.block_n - 1) / plan_.tile.block_n);
   std::optional<attnc_abi::BoundsReport> report =
       cuda::launch_with_bounds_report(plan_.spec.check_bounds, stream, [&](void* bounds) {
-        bytes = pack_arguments(q, k, v, out, lse, dout, dq, dk, dv, options, dropout, delta.data(), dq_accum.data(),
-                               bounds);
+        bytes = pack_arguments(q, k, v, out, lse, dout, dq, dk, dv, options, dropout, dparams, delta.data(),
+                               dq_accum.data(), bounds);
         void* params[] = {bytes.data()};
         cuda::CudaDriver& driver = cuda::CudaDriver::get();
         if (S > 0) {
@@ -229,16 +257,23 @@ std::shared_ptr<const FlashBackwardKernel> load_flash_backward_kernel(const Flas
 void flash_attention_backward_cuda(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                                    const Tensor& lse, const Tensor& dout, AttentionGradients& grads,
                                    const AttentionOptions& options, const Dropout& dropout) {
-  if (options.score_mod != nullptr && !derive_score_mod(kLaunch, *options.score_mod).float_tensors.empty()) {
-    throw RuntimeError(
-        fmt::format("{}: {} has float tensor parameters; their gradients are computed on the CPU only for now", kLaunch,
-                    options.score_mod->describe()));
-  }
   check_attention_inputs(kLaunch, q, v, TensorRule{Device::Cuda, q.dtype()});
   if (!grads.dq.defined()) grads.dq = cuda::empty_device_tensor(q.dtype(), q.shape());
   if (!grads.dk.defined()) grads.dk = cuda::empty_device_tensor(q.dtype(), k.shape());
   if (!grads.dv.defined()) grads.dv = cuda::empty_device_tensor(q.dtype(), v.shape());
   grads.dparams.clear();
+  std::vector<Tensor> dparams;
+  if (options.score_mod != nullptr) {
+    // derive_score_mod checks the extents the float indices need; the gradients start at 0.
+    for (uint32_t param : derive_score_mod(kLaunch, *options.score_mod).float_tensors) {
+      const Tensor& bound = std::get<Tensor>(*options.score_mod->argument(param));
+      Tensor gradient = cuda::empty_device_tensor(DType::F32, bound.shape());
+      cuda::CudaDriver::get().memset(reinterpret_cast<cuda::CuDevicePtr>(gradient.data()), 0,
+                                     static_cast<size_t>(gradient.numel()) * sizeof(float));
+      dparams.push_back(gradient);
+      grads.dparams.emplace(options.score_mod->def().params[param].name, std::move(gradient));
+    }
+  }
 
   FlashBackwardSpec spec;
   spec.score = ModSpec::of(options.score_mod);
@@ -268,7 +303,7 @@ void flash_attention_backward_cuda(const Tensor& q, const Tensor& k, const Tenso
     std::lock_guard guard(mutex);
     loaded.emplace(text, kernel);
   }
-  kernel->launch(q, k, v, out, lse, dout, grads.dq, grads.dk, grads.dv, options, dropout, nullptr);
+  kernel->launch(q, k, v, out, lse, dout, grads.dq, grads.dk, grads.dv, options, dropout, dparams, nullptr);
 }
 
 }  // namespace attnc::flash_backward

@@ -13,9 +13,9 @@
 // like q, k, v, all of the kernel's dtype; 16-byte aligned data, head dim contiguous, other strides
 // multiples of 8 elements; mods with the kernel's signatures. Violations are RuntimeErrors.
 //
-// Not here yet (the CPU kernel, FlashBackwardCpu.h, has them): gradients of the score mod's float
-// tensor parameters; flash_attention_backward_cuda refuses them. Dropout draws the CPU's decisions
-// (runtime/core/Dropout.h's Philox, counted at (kv_idx, q_idx, h, b)), so the out and LSE of a CPU
+// Gradients of the score mod's float tensor parameters (at most 4) are scatter-added into zeroed
+// fp32 device tensors shaped like the bound ones, which launch takes in parameter order. Dropout draws the CPU's
+// decisions (runtime/core/Dropout.h's Philox, counted at (kv_idx, q_idx, h, b)), so the out and LSE of a CPU
 // attention_dropout (uploaded) are a valid forward for it.
 
 #include <cstdint>
@@ -56,14 +56,16 @@ class FlashBackwardKernel {
   // query row) on the device, and synchronizes the stream before freeing it.
   void launch(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
               const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv, const AttentionOptions& options,
-              const Dropout& dropout = {}, cuda::CuStream stream = nullptr) const;
+              const Dropout& dropout = {}, const std::vector<Tensor>& dparams = {},
+              cuda::CuStream stream = nullptr) const;
 
   // The bytes of the kernels' FlashBackwardParams argument (checked as by launch), with `delta` and
   // `dq_accum` as the scratch pointers; for tests.
   std::vector<unsigned char> pack_arguments(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                                             const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
                                             const Tensor& dv, const AttentionOptions& options, const Dropout& dropout,
-                                            void* delta, void* dq_accum, void* bounds) const;
+                                            const std::vector<Tensor>& dparams, void* delta, void* dq_accum,
+                                            void* bounds) const;
 
  private:
   struct Functions {
@@ -91,8 +93,8 @@ std::shared_ptr<const FlashBackwardKernel> load_flash_backward_kernel(const Flas
 // attention_backward() on CUDA tensors (device 0, whose architecture picks the kernel): kernels
 // from cuda::default_kernel_cache(), kept loaded for the life of the process; launches on the
 // default stream and waits. Undefined grads.dq, dk, dv are allocated on the device in q's dtype;
-// grads.dparams is cleared. RuntimeError for a score mod with float tensor parameters (not
-// supported on CUDA yet), a dropout rate outside [0, 1), and as launch says.
+// grads.dparams gets one fp32 device tensor per float tensor parameter of the score mod (by name).
+// RuntimeError for more than 4 such parameters, a dropout rate outside [0, 1), and as launch says.
 void flash_attention_backward_cuda(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                                    const Tensor& lse, const Tensor& dout, AttentionGradients& grads,
                                    const AttentionOptions& options, const Dropout& dropout = {});

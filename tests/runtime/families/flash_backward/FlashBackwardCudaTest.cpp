@@ -72,7 +72,7 @@ TEST_CASE("backward launch arguments are checked with clear messages", "[cuda][l
   options.mask_mod = &mask;
   Dropout dropout;
   auto pack = [&](const FakeCall& c) {
-    return kernel->pack_arguments(c.q, c.k, c.v, c.out, c.lse, c.dout, c.dq, c.dk, c.dv, options, dropout, nullptr,
+    return kernel->pack_arguments(c.q, c.k, c.v, c.out, c.lse, c.dout, c.dq, c.dk, c.dv, options, dropout, {}, nullptr,
                                   nullptr, nullptr);
   };
   const FakeCall good;
@@ -116,20 +116,35 @@ TEST_CASE("backward launch arguments are checked with clear messages", "[cuda][l
   CHECK_THROWS_AS(pack(good), RuntimeError);
 }
 
+TEST_CASE("the gradient buffers of tensor parameters are checked and packed", "[cuda][launch][flash_backward]") {
+  const Mod bias = additive_bias_mod(fake_cuda(DType::F32, {1, 1, 100, 90}));
+  auto kernel = fake_kernel(&bias, nullptr, 64);
+  AttentionOptions options;
+  options.score_mod = &bias;
+  const FakeCall c;
+  auto pack = [&](const std::vector<Tensor>& dparams) {
+    return kernel->pack_arguments(c.q, c.k, c.v, c.out, c.lse, c.dout, c.dq, c.dk, c.dv, options, {}, dparams, nullptr,
+                                  nullptr, nullptr);
+  };
+  const std::vector<unsigned char> bytes = pack({fake_cuda(DType::F32, {1, 1, 100, 90}, {}, 8192)});
+  attnc_flash_bwd::FlashBackwardParams<char> p{};
+  std::memcpy(&p, bytes.data(), offsetof(attnc_flash_bwd::FlashBackwardParams<char>, mods));
+  CHECK(p.dparams[0] == reinterpret_cast<float*>(8192));
+  CHECK(p.dparams[1] == nullptr);
+  CHECK_THROWS_WITH(pack({}), Catch::Contains("1 float tensor parameters (at most 4); got 0 gradient tensors"));
+  CHECK_THROWS_WITH(pack({fake_cuda(DType::F32, {1, 1, 90, 100})}),
+                    Catch::Contains("the gradient of parameter 'bias' must be a contiguous fp32 CUDA tensor"));
+  CHECK_THROWS_AS(pack({fake_cuda(DType::BF16, {1, 1, 100, 90})}), RuntimeError);
+}
+
 TEST_CASE("attention_backward sends CUDA tensors to the CUDA family and refuses what it lacks",
           "[cuda][launch][flash_backward]") {
   const FakeCall c;
   AttentionGradients grads;
-  // Mixed devices and tensor-parameter gradients fail before any driver call.
+  // Mixed devices fail before any driver call.
   const Tensor host_dout = Tensor::zeros(DType::BF16, {2, 4, 100, 64});
   CHECK_THROWS_WITH(attention_backward(c.q, c.k, c.v, c.out, c.lse, host_dout, grads),
                     Catch::Contains("q is on cuda but dout is on cpu"));
-
-  const Mod bias = additive_bias_mod(fake_cuda(DType::F32, {1, 1, 100, 90}));
-  AttentionOptions options;
-  options.score_mod = &bias;
-  CHECK_THROWS_WITH(attention_backward(c.q, c.k, c.v, c.out, c.lse, c.dout, grads, options),
-                    Catch::Contains("float tensor parameters"));
 }
 
 TEST_CASE("backward kernels compile through the cache once per key", "[cuda][cache][flash_backward]") {
@@ -178,4 +193,23 @@ TEST_CASE("the CUDA backward matches the reference on a GPU", "[cuda][gpu][flash
       CHECK(attnc_test::relative_error(cuda::to_host(grads.dv), ref.dv) < tolerance);
     }
   }
+  // A learned bias: its gradient is scatter-added on the device.
+  const Mod bias = additive_bias_mod(normal_tensor(9, DType::F32, {1, 1, 77, 133}));
+  const Mod bias_on_device = on_device(bias);
+  const Tensor q = normal_tensor(1, DType::BF16, {2, 4, 77, 64});
+  const Tensor k = normal_tensor(2, DType::BF16, {2, 2, 133, 64});
+  const Tensor v = normal_tensor(3, DType::BF16, {2, 2, 133, 64});
+  const Tensor dout = normal_tensor(4, DType::BF16, {2, 4, 77, 64});
+  AttentionOptions options;
+  options.score_mod = &bias;
+  Tensor out = Tensor::empty(DType::BF16, {2, 4, 77, 64});
+  Tensor lse;
+  attention(q, k, v, out, options, &lse);
+  AttentionGradients ref;
+  standard_attention_backward(q, k, v, dout, ref, options);
+  options.score_mod = &bias_on_device;
+  AttentionGradients grads;
+  attention_backward(cuda::to_device(q), cuda::to_device(k), cuda::to_device(v), cuda::to_device(out),
+                     cuda::to_device(lse), cuda::to_device(dout), grads, options);
+  CHECK(attnc_test::relative_error(cuda::to_host(grads.dparams.at("bias")), ref.dparams.at("bias")) < 1e-2);
 }
