@@ -32,8 +32,9 @@
 //    dQ needs dS with queries in rows: the warps write dS^T to shared memory (16-bit, [key][query]),
 //    and after a barrier compute dQ_tile = dS K in m16 x kDqCols blocks shared out among the warps
 //    (dS by ldmatrix.trans, K by ldmatrix.trans), adding each fp32 result into the global dQ
-//    accumulator with red.global.add.f32. Only dQ is summed by atomics: its bits can change from run
-//    to run on a GPU (the order of the adds is not fixed); dK and dV cannot.
+//    accumulator with red.global.add.f32. Only dQ and the tensor-parameter gradients (scatter-added
+//    per element where dS' != 0) are summed by atomics: their bits can change from run to run on a
+//    GPU (the order of the adds is not fixed); dK and dV cannot.
 // 3. Convert, grid as the preprocess: dQ = scale * accumulator, in the input dtype.
 //
 // Tile classification, as in the forward: before touching a (query tile, key tile) pair the CTA asks
