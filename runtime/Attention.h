@@ -46,8 +46,10 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, c
 // (with dropout: attention_dropout's), and dout = dLoss/dout, fills grads.dq, dk, dv (allocated as
 // fp32 when undefined) and grads.dparams (one fp32 tensor per float tensor parameter of the score
 // mod, by name). docs/gradients.md gives the formulas, the derivatives of mods at non-differentiable
-// points and which results are deterministic. CPU tensors only for now (the CPU family
-// runtime/families/flash_backward/FlashBackwardCpu.h); CUDA tensors are a RuntimeError.
+// points and which results are deterministic. CPU tensors run the CPU family
+// (runtime/families/flash_backward/FlashBackwardCpu.h); CUDA tensors the CUDA template
+// (FlashBackwardCuda.h: bf16 / fp16 inputs, gradients allocated in q's dtype when undefined, at most
+// 4 float tensor parameters with gradients). Every tensor must be on q's device.
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
                         const Tensor& dout, AttentionGradients& grads, const AttentionOptions& options = {},
                         const Dropout& dropout = {});

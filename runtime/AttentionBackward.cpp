@@ -4,10 +4,12 @@
 #include <fmt/format.h>
 
 #include "runtime/Attention.h"
+#include "runtime/core/AttentionChecks.h"
 #include "runtime/core/RuntimeError.h"
 #include "runtime/families/flash/FlashCpu.h"
 #include "runtime/families/flash/FlashCuda.h"
 #include "runtime/families/flash_backward/FlashBackwardCpu.h"
+#include "runtime/families/flash_backward/FlashBackwardCuda.h"
 #include "runtime/reference/ReferenceBackward.h"
 
 namespace attnc {
@@ -16,8 +18,15 @@ namespace {
 
 void require_cpu(const char* function, const Tensor& t, const char* role) {
   if (t.defined() && t.device() != Device::Cpu) {
-    throw RuntimeError(fmt::format("{}: {} is on {}; the backward pass runs on the CPU only for now", function, role,
-                                   device_name(t.device())));
+    throw RuntimeError(
+        fmt::format("{}: {} is on {}; this runs on the CPU only for now", function, role, device_name(t.device())));
+  }
+}
+
+void require_device(const char* function, const Tensor& t, const char* role, Device device) {
+  if (t.defined() && t.device() != device) {
+    throw RuntimeError(fmt::format("{}: q is on {} but {} is on {}; move every tensor to one device", function,
+                                   device_name(device), role, device_name(t.device())));
   }
 }
 
@@ -27,8 +36,23 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const Tensor& dout, AttentionGradients& grads, const AttentionOptions& options,
                         const Dropout& dropout) {
   constexpr const char* kFunction = "attention_backward";
-  for (auto [t, role] : {std::pair{&q, "q"}, {&k, "k"}, {&v, "v"}, {&out, "out"}, {&lse, "lse"}, {&dout, "dout"}}) {
-    require_cpu(kFunction, *t, role);
+  const Device device = q.defined() ? q.device() : Device::Cpu;
+  for (auto [t, role] : {std::pair{&q, "q"},
+                         {&k, "k"},
+                         {&v, "v"},
+                         {&out, "out"},
+                         {&lse, "lse"},
+                         {&dout, "dout"},
+                         {&grads.dq, "dq"},
+                         {&grads.dk, "dk"},
+                         {&grads.dv, "dv"}}) {
+    require_device(kFunction, *t, role, device);
+  }
+  if (device == Device::Cuda) {
+    // The CUDA template (runtime/families/flash_backward/flash_backward.cuh).
+    check_mods_on_device(kFunction, device, options);
+    flash_backward::flash_attention_backward_cuda(q, k, v, out, lse, dout, grads, options, dropout);
+    return;
   }
   flash_attention_backward(q, k, v, out, lse, dout, grads, options, dropout);
 }

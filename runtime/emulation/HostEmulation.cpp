@@ -2,6 +2,7 @@
 
 #include <ucontext.h>
 
+#include <atomic>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -425,6 +426,12 @@ void global_load_16(const void* address, uint32_t words[4]) {
 void global_store_16(void* address, const uint32_t words[4]) {
   ATTNC_ASSERT(reinterpret_cast<uintptr_t>(address) % 16 == 0, "st.global.v4: address not 16-byte aligned");
   std::memcpy(address, words, 16);
+}
+
+void atomic_add_f32(float* address, float value) {
+  ATTNC_ASSERT(reinterpret_cast<uintptr_t>(address) % alignof(float) == 0,
+               "red.global.add.f32: address not 4-byte aligned");
+  std::atomic_ref<float>(*address).fetch_add(value, std::memory_order_relaxed);
 }
 
 }  // namespace attnc::host_emulation

@@ -178,5 +178,10 @@ void named_barrier_arrive(uint32_t id, uint32_t threads);
 // InternalError) and four words. Plain memory accesses; they need no launch.
 void global_load_16(const void* address, uint32_t words[4]);
 void global_store_16(void* address, const uint32_t words[4]);
+// red.global.add.f32 [address], value: an atomic fp32 add to global memory (`address` 4-byte
+// aligned, else InternalError). Every emulated block runs on one host thread, so within a launch
+// the adds happen in program order; the add itself is atomic so that concurrent launches on other
+// host threads sharing a buffer stay correct. Needs no launch.
+void atomic_add_f32(float* address, float value);
 
 }  // namespace attnc::host_emulation

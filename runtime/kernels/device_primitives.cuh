@@ -349,4 +349,52 @@ ATTNC_DEVICE_INLINE void store_global_16(void* address, const U32x4& value) {
 #endif
 }
 
+// ---------------------------------------------------------------------------------------------
+// Added for the backward family (runtime/families/flash_backward/): ldmatrix at 32-bit shared
+// addresses, and an atomic fp32 add to global memory whose result is not needed (red.global.add.f32; `address` 4-byte
+// aligned). The order in which concurrent adds land is unspecified on the GPU, so sums built with it are not
+// bit-for-bit reproducible there.
+
+// ldmatrix from a 32-bit shared-memory address: shared_u32 converts a pointer into the block's
+// dynamic shared memory once (the shared window address on the device, the offset from the start
+// of dynamic shared memory in the emulation), and byte offsets are then added as plain integers.
+// Unlike the pointer forms above, whose per-call address conversion is opaque to the compiler,
+// base + constant offsets fold into the instructions' immediates instead of occupying a register
+// each for the life of a loop.
+ATTNC_DEVICE_INLINE uint32_t shared_u32(const void* p) {
+#if ATTNC_ON_DEVICE
+  return shared_address(p);
+#else
+  return attnc::host_emulation::shared_address(p);
+#endif
+}
+
+ATTNC_DEVICE_INLINE void ldmatrix_x4_at(uint32_t (&r)[4], uint32_t shared_address_u32) {
+#if ATTNC_ON_DEVICE
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(shared_address_u32));
+#else
+  attnc::host_emulation::ldmatrix_x4(attnc::host_emulation::dynamic_shared_memory() + shared_address_u32, false, r);
+#endif
+}
+
+ATTNC_DEVICE_INLINE void ldmatrix_x4_trans_at(uint32_t (&r)[4], uint32_t shared_address_u32) {
+#if ATTNC_ON_DEVICE
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(shared_address_u32));
+#else
+  attnc::host_emulation::ldmatrix_x4(attnc::host_emulation::dynamic_shared_memory() + shared_address_u32, true, r);
+#endif
+}
+
+ATTNC_DEVICE_INLINE void atomic_add_f32(float* address, float value) {
+#if ATTNC_ON_DEVICE
+  asm volatile("red.global.add.f32 [%0], %1;" ::"l"(address), "f"(value) : "memory");
+#else
+  attnc::host_emulation::atomic_add_f32(address, value);
+#endif
+}
+
 }  // namespace attnc_dev

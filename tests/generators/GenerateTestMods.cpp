@@ -1,6 +1,8 @@
-// Writes the CUDA code (compiler/CudaCodegen.h) of the built-in mods and a composition into one
-// header for the host-emulation tests (tests/runtime/families/flash/GeneratedFlashTemplateTest.cpp
-// runs the flash-attention template with it; tests/runtime/families/third/ a throw-away family).
+// Writes the CUDA code (compiler/CudaCodegen.h) of the built-in mods and a composition, with the
+// score mod's derivative (runtime/families/flash_backward/FlashBackwardSource.h), into one header for
+// the host-emulation tests (tests/runtime/families/flash/GeneratedFlashTemplateTest.cpp runs the
+// flash-attention template with it, tests/runtime/families/flash_backward/ the backward template,
+// tests/runtime/families/third/ a throw-away family).
 // Each configuration (a score mod and a mask mod) goes into its own namespace, with a traits struct
 // for the template and the mods' signatures, so the test can check that the Mods it binds are the
 // ones the code was generated from.
@@ -18,6 +20,7 @@
 #include "compiler/CudaCodegen.h"
 #include "runtime/core/Mods.h"
 #include "runtime/core/Tensor.h"
+#include "runtime/families/flash_backward/FlashBackwardSource.h"
 
 using namespace attnc;
 
@@ -65,7 +68,12 @@ int main(int argc, char** argv) {
     std::vector<DType> mask_storage = c.mask ? c.mask->storage_types() : std::vector<DType>{};
     ir::CudaModSource source = ir::generate_cuda_mods(c.score ? &c.score->def() : nullptr, score_storage,
                                                       c.mask ? &c.mask->def() : nullptr, mask_storage);
-    out += fmt::format("namespace gen_{} {{\n{}\n}}  // namespace gen_{}\n\n", c.name, source.text, c.name);
+    // The score mod's derivative, for the backward template (flash_backward.cuh), as the runtime
+    // generates it.
+    const std::string derivative =
+        flash_backward::score_derivative_cuda(c.score ? &c.score->def() : nullptr, score_storage, false);
+    out += fmt::format("namespace gen_{} {{\n{}\n{}\n}}  // namespace gen_{}\n\n", c.name, source.text, derivative,
+                       c.name);
     out += fmt::format(
         "struct Gen_{0} {{\n"
         "  using Params = gen_{0}::attnc_gen::ModParams;\n"
@@ -74,12 +82,24 @@ int main(int argc, char** argv) {
         "  static constexpr bool kHasScoreMod = gen_{0}::attnc_gen::kHasScoreMod;\n"
         "  static constexpr bool kHasMaskMod = gen_{0}::attnc_gen::kHasMaskMod;\n"
         "  static constexpr bool kCheckBounds = gen_{0}::attnc_gen::kCheckBounds;\n"
+        "  static constexpr bool kHasScoreGrad = gen_{0}::attnc_gen::kHasScoreGrad;\n"
+        "  static constexpr int kNumGradSites = gen_{0}::attnc_gen::kNumGradSites;\n"
+        "  static constexpr int kNumGradTensors = gen_{0}::attnc_gen::kNumGradTensors;\n"
+        "  static float grad_site(int site, float s, const attnc_abi::ModPoint& p, const Params& params,\n"
+        "                         attnc_abi::BoundsReport* r, int32_t& slot, int64_t& offset) {{\n"
+        "    return gen_{0}::attnc_gen::grad_site(site, s, p, params, r, slot, offset);\n"
+        "  }}\n"
         "  static float score_mod(float s, const attnc_abi::ModPoint& p, const Params& params,\n"
         "                         attnc_abi::BoundsReport* r) {{\n"
         "    return gen_{0}::attnc_gen::score_mod(s, p, params, r);\n"
         "  }}\n"
         "  static bool mask_mod(const attnc_abi::ModPoint& p, const Params& params, attnc_abi::BoundsReport* r) {{\n"
         "    return gen_{0}::attnc_gen::mask_mod(p, params, r);\n"
+        "  }}\n"
+        "  static float d_score(float s, const attnc_abi::ModPoint& p, const Params& params,\n"
+        "                       attnc_abi::BoundsReport* r) {{\n"
+        "    return gen_{0}::attnc_gen::d_score(s, p, attnc_abi::TileBox{{p.q_idx, p.q_idx, p.kv_idx, p.kv_idx}}, "
+        "params, r);\n"
         "  }}\n"
         "  static int tile_class(const attnc_abi::TileBox& t, const attnc_abi::ModPoint& p, const Params& params) {{\n"
         "    return gen_{0}::attnc_gen::tile_class(t, p, params);\n"
