@@ -296,6 +296,27 @@ TEST_CASE("attention refuses tensors on different devices", "[cuda][launch]") {
 // ---------------------------------------------------------------------------------------------
 // ptxas resource usage of the main configurations (NVRTC with --ptxas-options=-v).
 
+namespace {
+
+// What ptxas -v reported for a plan's kernel: registers per thread, stack, spill stores and loads.
+struct PtxasUsage {
+  std::string registers, stack, spill_stores, spill_loads;
+};
+
+PtxasUsage ptxas_usage(const FlashPlan& plan) {
+  NvrtcOptions options = flash_nvrtc_options(plan.spec);
+  options.extra = {"--ptxas-options=-v"};
+  const CompiledKernel compiled = Nvrtc::get().compile(flash_program(plan, flash_mods(plan.spec)), options);
+  INFO(compiled.log);
+  std::smatch match, regs;
+  REQUIRE(std::regex_search(compiled.log, match,
+                            std::regex(R"((\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads)")));
+  REQUIRE(std::regex_search(compiled.log, regs, std::regex(R"(Used (\d+) registers)")));
+  return {regs[1], match[1], match[2], match[3]};
+}
+
+}  // namespace
+
 TEST_CASE("the main configurations compile without register spills", "[cuda][ptxas]") {
   if (!nvrtc_or_warn()) return;
   const Mod causal = causal_mod(), alibi = alibi_mod(16);
@@ -308,22 +329,13 @@ TEST_CASE("the main configurations compile without register spills", "[cuda][ptx
           CAPTURE(arch, dtype_name(dtype), head_dim, with_alibi);
           const Mod* score = with_alibi ? &alibi : nullptr;
           const FlashPlan plan = plan_flash_kernel(flash_spec(score, &causal, dtype, head_dim, arch));
-          NvrtcOptions options = flash_nvrtc_options(plan.spec);
-          options.extra = {"--ptxas-options=-v"};
-          const CompiledKernel compiled = Nvrtc::get().compile(flash_program(plan, flash_mods(plan.spec)), options);
-          INFO(compiled.log);
-          std::smatch match;
-          REQUIRE(std::regex_search(
-              compiled.log, match,
-              std::regex(R"((\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads)")));
-          CHECK(match[2] == "0");
-          CHECK(match[3] == "0");
-          std::smatch regs;
-          REQUIRE(std::regex_search(compiled.log, regs, std::regex(R"(Used (\d+) registers)")));
+          const PtxasUsage usage = ptxas_usage(plan);
+          CHECK(usage.spill_stores == "0");
+          CHECK(usage.spill_loads == "0");
           if (report.is_open()) {
             report << arch << " " << dtype_name(dtype) << " d" << head_dim << (with_alibi ? " alibi+causal" : " causal")
-                   << " regs=" << regs[1] << " stack=" << match[1] << " spill_st=" << match[2]
-                   << " spill_ld=" << match[3] << " tile=" << to_string(plan.tile)
+                   << " regs=" << usage.registers << " stack=" << usage.stack << " spill_st=" << usage.spill_stores
+                   << " spill_ld=" << usage.spill_loads << " tile=" << to_string(plan.tile)
                    << " smem=" << flash_shared_bytes(plan.tile, head_dim, head_dim) << "\n";
           }
         }
@@ -345,20 +357,13 @@ TEST_CASE("the dropout kernels compile without register spills", "[cuda][ptxas][
         spec.dropout = true;
         const FlashPlan plan = plan_flash_kernel(spec);
         CHECK(plan.key.serialize().find("dropout") != std::string::npos);  // not the undropped kernel's key
-        NvrtcOptions options = flash_nvrtc_options(plan.spec);
-        options.extra = {"--ptxas-options=-v"};
-        const CompiledKernel compiled = Nvrtc::get().compile(flash_program(plan, flash_mods(plan.spec)), options);
-        INFO(compiled.log);
-        std::smatch match;
-        REQUIRE(std::regex_search(compiled.log, match,
-                                  std::regex(R"((\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads)")));
-        CHECK(match[2] == "0");
-        CHECK(match[3] == "0");
-        std::smatch regs;
-        REQUIRE(std::regex_search(compiled.log, regs, std::regex(R"(Used (\d+) registers)")));
+        const PtxasUsage usage = ptxas_usage(plan);
+        CHECK(usage.spill_stores == "0");
+        CHECK(usage.spill_loads == "0");
         if (report.is_open()) {
           report << arch << " bf16 d" << head_dim << (with_softcap ? " softcap+causal" : " causal")
-                 << " dropout regs=" << regs[1] << " spill_st=" << match[2] << " spill_ld=" << match[3] << "\n";
+                 << " dropout regs=" << usage.registers << " spill_st=" << usage.spill_stores
+                 << " spill_ld=" << usage.spill_loads << "\n";
         }
       }
     }
