@@ -1,6 +1,7 @@
 #include "tools/attnc/RunRing.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <exception>
 #include <optional>
 #include <thread>
@@ -8,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "dsl/Diagnostics.h"
 #include "runtime/core/AtomicFile.h"
 #include "runtime/core/AttentionChecks.h"
 #include "runtime/core/Mods.h"
@@ -58,9 +60,11 @@ class MpiSession {
   int rank_ = 0, ranks_ = 1;
 };
 
-// A collective: every rank says whether it failed. Returns 0 when none did. Otherwise a failing rank
-// that is to report rethrows its error (RuntimeErrors in the user's terms, prefixed with the rank
-// when `every_failure_reports`); the others return the exit status to leave with, silently.
+// A collective: every rank says whether it failed. Returns 0 when none did. Otherwise the failing
+// rank that is to report (the lowest; every failing one with `every_failure_reports`, prefixed with
+// its rank) writes its error to stderr as the CLI would, and only then, after a barrier, does any
+// rank return the exit status to leave with. Leaving first lost the message under load: the first
+// rank to exit non-zero makes mpirun kill the others, the reporter among them.
 int settle(const MpiSession& mpi, std::exception_ptr failure, bool every_failure_reports) {
   int failed = failure ? 1 : 0;
   std::vector<int> all(static_cast<size_t>(mpi.ranks()));
@@ -70,14 +74,23 @@ int settle(const MpiSession& mpi, std::exception_ptr failure, bool every_failure
     if (all[static_cast<size_t>(r)] != 0) lowest = r;
   }
   if (lowest < 0) return kExitOk;
-  if (!failure || (!every_failure_reports && mpi.rank() != lowest)) return kExitRuntime;
-  try {
-    std::rethrow_exception(failure);
-  } catch (const RuntimeError& e) {
-    const std::string message = in_user_terms(e.what());
-    throw RuntimeError(every_failure_reports ? fmt::format("rank {} of {}: {}", mpi.rank(), mpi.ranks(), message)
-                                             : message);
+  int status = kExitRuntime;
+  if (failure && (every_failure_reports || mpi.rank() == lowest)) {
+    const std::string prefix = every_failure_reports ? fmt::format("rank {} of {}: ", mpi.rank(), mpi.ranks()) : "";
+    try {
+      std::rethrow_exception(failure);
+    } catch (const attnc::dsl::CompileError& e) {
+      std::fputs(e.what(), stderr);
+      status = kExitCompileError;
+    } catch (const RuntimeError& e) {
+      fmt::print(stderr, "attnc run: error: {}{}\n", prefix, in_user_terms(e.what()));
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "attnc run: error: {}{}\n", prefix, e.what());
+    }
+    std::fflush(stderr);
   }
+  MPI_Barrier(MPI_COMM_WORLD);
+  return status;
 }
 
 }  // namespace

@@ -99,7 +99,7 @@ struct ParamShape {
 
 // Per-worker scratch, allocated once per call.
 struct Workspace {
-  cpu::AlignedBuffer<float> s, raw, dropped, dp, ds, g, index, dk, dv, k, kt, vt, row_max, row_sum, row_alpha;
+  cpu::AlignedBuffer<float> s, raw, dropped, dp, ds, g, index, dq, dk, dv, k, kt, vt, row_max, row_sum, row_alpha;
   std::vector<std::vector<double>> params;  // per float tensor parameter: this worker's gradient sums
   FlashBackwardStats stats;
 
@@ -111,6 +111,7 @@ struct Workspace {
         ds(BLOCK_M * BLOCK_N),
         g(BLOCK_M * BLOCK_N),
         index(BLOCK_M * BLOCK_N * 8),
+        dq(BLOCK_M * std::max<int64_t>(head_dim, 1)),
         dk(BLOCK_N * std::max<int64_t>(head_dim, 1)),
         dv(BLOCK_N * std::max<int64_t>(value_dim, 1)),
         k(BLOCK_N * std::max<int64_t>(head_dim, 1)),
@@ -403,11 +404,18 @@ class FlashBackwardRun {
     }
     // dK += dS^T Q (scaled per item), through gemm_at.
     kernels_.gemm_at(t.cols, static_cast<int32_t>(D), t.rows, ds, BLOCK_N, q_tile, ldq, w.dk.get(), D, true);
-    // dQ += dS K_s, straight into the shared rows under the query tile's lock.
+    // dQ += dS K_s: the tile's part computed alone, then added to the shared rows under the query
+    // tile's lock. (Accumulating the product straight into the shared rows would make even two
+    // contributions' sum depend on their order; added whole, x + y = y + x.)
+    float* dq_part = w.dq.get();
+    kernels_.gemm(t.rows, static_cast<int32_t>(D), t.cols, ds, BLOCK_N, w.k.get(), D, dq_part, D, false);
     const int64_t lock = (t.b * shape_.heads + t.h) * q_tiles_ + t.q_first / BLOCK_M;
     std::lock_guard<std::mutex> guard(dq_locks_[static_cast<size_t>(lock)]);
-    kernels_.gemm(t.rows, static_cast<int32_t>(D), t.cols, ds, BLOCK_N, w.k.get(), D, dq_row(t.b, t.h, t.q_first),
-                  dq_sum_.stride(2), true);
+    const int64_t ld = dq_sum_.stride(2);
+    float* target = dq_row(t.b, t.h, t.q_first);
+    for (int32_t r = 0; r < t.rows; ++r) {
+      for (int64_t d = 0; d < D; ++d) target[r * ld + d] += dq_part[r * D + d];
+    }
   }
 
   // dparam[index(site)] += dS' * d s'/d(element) over the tile's elements with P != 0.

@@ -46,7 +46,7 @@ class FlashBackwardKernel {
   const KernelKey& key() const { return key_; }
   CacheSource source() const { return source_; }
   const std::string& cubin() const { return binary_->payload; }
-  flash::TileConfig tile() const { return plan_.tile; }
+  BackwardTile tile() const { return plan_.tile; }
   size_t shared_bytes() const { return shared_bytes_; }  // of the main kernel
   int threads() const { return plan_.tile.num_warps * 32; }
 

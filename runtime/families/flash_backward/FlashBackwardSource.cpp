@@ -28,17 +28,21 @@ const std::string& family_template_hash() {
 
 bool is_supported_backward_head_dim(int head_dim) { return head_dim >= 16 && head_dim <= 128 && head_dim % 16 == 0; }
 
-flash::TileConfig choose_backward_tile_config(int head_dim, int head_dim_v) {
+BackwardTile choose_backward_tile_config(int head_dim, int head_dim_v) {
   if (!is_supported_backward_head_dim(head_dim) || !is_supported_backward_head_dim(head_dim_v)) {
     throw RuntimeError(fmt::format(
         "the CUDA flash backward template supports head dims that are multiples of 16 up to 128; got {} (q, k) and "
         "{} (v)",
         head_dim, head_dim_v));
   }
-  return flash::TileConfig{head_dim <= 64 && head_dim_v <= 64 ? 32 : 16, 64, 4};
+  return BackwardTile{head_dim <= 64 && head_dim_v <= 64 ? 32 : 16, 64, 4};
 }
 
-size_t flash_backward_shared_bytes(const flash::TileConfig& config, int head_dim, int head_dim_v) {
+std::string to_string(const BackwardTile& tile) {
+  return fmt::format("m{}_n{}_w{}", tile.block_m, tile.block_n, tile.num_warps);
+}
+
+size_t flash_backward_shared_bytes(const BackwardTile& config, int head_dim, int head_dim_v) {
   // Mirrors FlashBackward's layout: K, V and dS^T once, then two query-side stages (Q, dO, and
   // fp32 LSE and delta per row), rows padded by 8 elements.
   const size_t k = size_t(config.block_n) * (head_dim + 8) * 2;
@@ -58,10 +62,11 @@ FlashBackwardPlan plan_flash_backward_kernel(FlashBackwardSpec spec) {
   }
   FlashBackwardPlan plan;
   plan.tile = choose_backward_tile_config(spec.head_dim, spec.head_dim_v);
-  const int sm = cuda::sm_number(spec.arch);  // RuntimeError for an unknown architecture
-  ATTNC_ASSERT(
-      flash_backward_shared_bytes(plan.tile, spec.head_dim, spec.head_dim_v) <= flash::max_dynamic_shared_bytes(sm),
-      "backward tiles exceed shared memory");
+  cuda::check_cuda_arch(spec.arch);  // RuntimeError for an unknown architecture
+  // 99 KiB: the smallest opt-in shared memory per block of the supported architectures (sm_86/89);
+  // the largest tiles take 55552 bytes (head dim 128).
+  ATTNC_ASSERT(flash_backward_shared_bytes(plan.tile, spec.head_dim, spec.head_dim_v) <= 99 * 1024,
+               "backward tiles exceed shared memory");
   KernelKey& key = plan.key;
   key.family = kFamily;
   key.add("score_mod", spec.score.signature_text());
@@ -177,7 +182,7 @@ cuda::KernelProgram flash_backward_program(const FlashBackwardPlan& plan, const 
   program.headers.push_back({cuda::kGeneratedModsHeader, mods.text, true});
   std::string& main = program.source;
   main += fmt::format("// attnc backward kernel: {} head_dim={} head_dim_v={} {} {}{}\n", dtype_name(spec.dtype),
-                      spec.head_dim, spec.head_dim_v, spec.arch, flash::to_string(plan.tile),
+                      spec.head_dim, spec.head_dim_v, spec.arch, to_string(plan.tile),
                       mods.check_bounds ? " check_bounds" : "");
   main += "#include \"flash_backward.cuh\"\n";
   main += fmt::format("#include \"{}\"\n", cuda::kGeneratedModsHeader);

@@ -19,7 +19,6 @@
 #include "runtime/cache/KernelKey.h"
 #include "runtime/core/ModSpec.h"
 #include "runtime/cuda/Nvrtc.h"
-#include "runtime/families/flash/TileConfig.h"
 
 namespace attnc::flash_backward {
 
@@ -38,9 +37,21 @@ struct FlashBackwardSpec {
   bool check_bounds = false;
 };
 
+// The main kernel's tiles (the family's own: families do not include each other's headers).
+struct BackwardTile {
+  int block_m = 0;    // query rows per step
+  int block_n = 0;    // keys per CTA (16 per warp)
+  int num_warps = 0;
+
+  friend bool operator==(const BackwardTile&, const BackwardTile&) = default;
+};
+
+// "m16_n64_w4", for kernel comments and reports.
+std::string to_string(const BackwardTile& tile);
+
 struct FlashBackwardPlan {
   FlashBackwardSpec spec;
-  flash::TileConfig tile;  // block_m query rows per step, block_n keys per CTA (16 per warp)
+  BackwardTile tile;  // block_m query rows per step, block_n keys per CTA (16 per warp)
   KernelKey key;
 };
 
@@ -51,11 +62,11 @@ bool is_supported_backward_head_dim(int head_dim);
 // The tiles for (head_dim, head_dim_v): 4 warps and 64 keys per CTA; 32 query rows per step up to
 // head dim 64, 16 above (the fp32 dK and dV rows then take 128 registers per thread, and larger
 // steps spill). RuntimeError for an unsupported head dim.
-flash::TileConfig choose_backward_tile_config(int head_dim, int head_dim_v);
+BackwardTile choose_backward_tile_config(int head_dim, int head_dim_v);
 
 // The dynamic shared memory of the main kernel for a configuration, exactly
 // FlashBackward<...>::kSharedBytes.
-size_t flash_backward_shared_bytes(const flash::TileConfig& config, int head_dim, int head_dim_v);
+size_t flash_backward_shared_bytes(const BackwardTile& config, int head_dim, int head_dim_v);
 
 // RuntimeError for a mod of the wrong kind, a dtype other than bf16/fp16, an unsupported head dim
 // or an unknown architecture.

@@ -69,9 +69,9 @@ std::vector<KernelResources> resources(const std::string& log) {
 }  // namespace
 
 TEST_CASE("Backward tiles and shared memory follow the head dim", "[flash_backward]") {
-  CHECK(choose_backward_tile_config(64, 64) == flash::TileConfig{32, 64, 4});
-  CHECK(choose_backward_tile_config(128, 128) == flash::TileConfig{16, 64, 4});
-  CHECK(choose_backward_tile_config(64, 128) == flash::TileConfig{16, 64, 4});
+  CHECK(choose_backward_tile_config(64, 64) == BackwardTile{32, 64, 4});
+  CHECK(choose_backward_tile_config(128, 128) == BackwardTile{16, 64, 4});
+  CHECK(choose_backward_tile_config(64, 128) == BackwardTile{16, 64, 4});
   CHECK_THROWS_AS(choose_backward_tile_config(256, 256), RuntimeError);
   CHECK_THROWS_AS(choose_backward_tile_config(72, 72), RuntimeError);
   // K, V, dS^T and two stages of Q, dO, LSE and delta, rows padded by 8 elements.
