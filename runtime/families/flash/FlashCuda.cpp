@@ -14,6 +14,7 @@
 #include "runtime/cuda/BoundsReport.h"
 #include "runtime/cuda/CompileThroughCache.h"
 #include "runtime/cuda/DeviceTensor.h"
+#include "runtime/cuda/LoadedKernels.h"
 #include "runtime/cuda/PackModParams.h"
 #include "runtime/families/flash/flash_attention.cuh"
 
@@ -198,29 +199,11 @@ void flash_attention_cuda(const Tensor& q, const Tensor& k, const Tensor& v, con
   spec.head_dim_v = static_cast<int>(v.size(3));
   spec.check_bounds = options.check_bounds;
   spec.dropout = dropout.enabled();
-  {
-    // The device's architecture, asked once per process.
-    static std::once_flag once;
-    static std::string arch;
-    std::call_once(once, [] { arch = cuda::CudaDriver::get().device_info(0).arch(); });
-    spec.arch = arch;
-  }
+  spec.arch = cuda::device0_arch();
   const FlashPlan plan = plan_flash_kernel(std::move(spec));
 
-  // Kernel objects per key for the life of the process: each loads its module once.
-  static std::mutex mutex;
-  static std::unordered_map<std::string, std::shared_ptr<const FlashKernel>> loaded;
-  const std::string text = plan.key.serialize();
-  std::shared_ptr<const FlashKernel> kernel;
-  {
-    std::lock_guard guard(mutex);
-    if (auto it = loaded.find(text); it != loaded.end()) kernel = it->second;
-  }
-  if (!kernel) {
-    kernel = load_flash_kernel(plan, cuda::default_kernel_cache());
-    std::lock_guard guard(mutex);
-    loaded.emplace(text, kernel);
-  }
+  const std::shared_ptr<const FlashKernel> kernel = cuda::loaded_kernel<FlashKernel>(
+      plan.key.serialize(), [&] { return load_flash_kernel(plan, cuda::default_kernel_cache()); });
   kernel->launch(q, k, v, out, lse, options, dropout, nullptr);
   cuda::CudaDriver::get().synchronize(nullptr);
 }

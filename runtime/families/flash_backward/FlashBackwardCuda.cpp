@@ -17,6 +17,7 @@
 #include "runtime/cuda/BoundsReport.h"
 #include "runtime/cuda/CompileThroughCache.h"
 #include "runtime/cuda/DeviceTensor.h"
+#include "runtime/cuda/LoadedKernels.h"
 #include "runtime/cuda/PackModParams.h"
 #include "runtime/families/flash_backward/flash_backward.cuh"
 
@@ -282,27 +283,11 @@ void flash_attention_backward_cuda(const Tensor& q, const Tensor& k, const Tenso
   spec.head_dim = static_cast<int>(q.size(3));
   spec.head_dim_v = static_cast<int>(v.size(3));
   spec.check_bounds = options.check_bounds;
-  {
-    static std::once_flag once;
-    static std::string arch;
-    std::call_once(once, [] { arch = cuda::CudaDriver::get().device_info(0).arch(); });
-    spec.arch = arch;
-  }
+  spec.arch = cuda::device0_arch();
   const FlashBackwardPlan plan = plan_flash_backward_kernel(std::move(spec));
 
-  static std::mutex mutex;
-  static std::unordered_map<std::string, std::shared_ptr<const FlashBackwardKernel>> loaded;
-  const std::string text = plan.key.serialize();
-  std::shared_ptr<const FlashBackwardKernel> kernel;
-  {
-    std::lock_guard guard(mutex);
-    if (auto it = loaded.find(text); it != loaded.end()) kernel = it->second;
-  }
-  if (!kernel) {
-    kernel = load_flash_backward_kernel(plan, cuda::default_kernel_cache());
-    std::lock_guard guard(mutex);
-    loaded.emplace(text, kernel);
-  }
+  const std::shared_ptr<const FlashBackwardKernel> kernel = cuda::loaded_kernel<FlashBackwardKernel>(
+      plan.key.serialize(), [&] { return load_flash_backward_kernel(plan, cuda::default_kernel_cache()); });
   kernel->launch(q, k, v, out, lse, dout, grads.dq, grads.dk, grads.dv, options, dropout, dparams, nullptr);
 }
 
